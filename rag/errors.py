@@ -1,0 +1,44 @@
+"""Every error the library raises on purpose, in one shallow tree under `RagError`.
+
+The rule (DESIGN.md, convention 4):
+- raise a `RagError` when the caller must act (bad settings, index locked, server down); its message
+  says what to do next;
+- log a warning when a problem was handled (a garbled page, a page with no text);
+- a file that cannot be ingested is a per-file status in the ingest report, and the batch goes on.
+
+The shells (`rag` CLI, the app) turn these into exit codes or messages; the library never exits.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the library raises on purpose; str(e) is meant for the user."""
+
+
+class ConfigError(RagError):
+    """A setting is missing, malformed or contradictory."""
+
+
+class IndexLockedError(RagError):
+    """Another process is writing to the same index."""
+
+
+class StoreError(RagError):
+    """The Chroma store could not be opened or reached."""
+
+
+class EmbeddingError(RagError):
+    """The embedding model could not be loaded."""
+
+
+class FileError(RagError):
+    """One file could not be ingested; `status` is its report status, str(e) the reason."""
+
+    status = "failed"
+
+
+class NoTextError(FileError):
+    """The file opened but holds no extractable text (scanned pages, empty document)."""
+
+    status = "no_text"

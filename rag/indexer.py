@@ -1,0 +1,365 @@
+"""Folder -> knowledge base: walk, hash, load, chunk, embed, store; incremental and safe to kill.
+
+Identity comes from content: a document id is the file's sha256 plus a signature of the chunker and
+the embedding model, and chunk ids extend it with the chunk's index. So an unchanged, moved or touched
+file costs a hash and no embedding; a changed file gets new ids and its old chunks are removed once
+the new ones are in; a changed chunker or model re-chunks everything.
+
+Order of writes, which is what makes a killed run safe to rerun:
+  1. manifest: document `pending` (hidden from queries);
+  2. Chroma: upsert the chunks not already stored (a rerun resumes here, embedding only what is missing);
+  3. manifest, one transaction: document `complete` + the file row pointing at it;
+  4. after all files: documents no file points at, and leftovers of killed runs, are hidden then deleted.
+
+While the main thread embeds, a second thread reads, parses and chunks the next files (torch releases
+the GIL, so parsing overlaps embedding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from rag.chunking import CHUNKER_VERSION, chunk_pages
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.errors import ConfigError, FileError, IndexLockedError
+from rag.loaders import load_pages, supported
+from rag.manifest import Document, FileRow, Manifest, now
+from rag.store import ChunkStore
+from rag.tokens import count_llama3
+
+log = logging.getLogger(__name__)
+
+OK, UNCHANGED, FAILED, NO_TEXT, SKIPPED, REMOVED = "ok", "unchanged", "failed", "no_text", "skipped", "removed"
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: str
+    reason: str = ""
+    pages: int = 0
+    chunks: int = 0
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    embedded: int = 0  # chunks embedded by this run
+    removed_documents: int = 0
+    chunks_in_index: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return any(f.status in (FAILED, NO_TEXT) for f in self.files)
+
+    def totals(self) -> dict:
+        counts = {s: 0 for s in (OK, UNCHANGED, FAILED, NO_TEXT, SKIPPED, REMOVED)}
+        for f in self.files:
+            counts[f.status] += 1
+        return {"files": len(self.files), **counts, "pages": sum(f.pages for f in self.files if f.status == OK),
+                "chunks": sum(f.chunks for f in self.files if f.status == OK), "embedded": self.embedded,
+                "removed_documents": self.removed_documents, "chunks_in_index": self.chunks_in_index,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+    def to_dict(self) -> dict:
+        return {"files": [asdict(f) for f in self.files], "totals": self.totals()}
+
+
+@dataclass
+class _Prepared:
+    path: Path
+    doc_id: str
+    sha256: str
+    size: int
+    pages: int
+    chunks: list
+    tokens: list[int]
+
+
+Event = Callable[[str, dict], None]  # ("planned", {"work": n}) then ("file", {"report": FileReport})
+
+
+def signature(settings: Settings, model_id: str) -> str:
+    """What, besides the bytes, decides a document's chunks and vectors."""
+    spec = f"chunker={CHUNKER_VERSION};tokens={settings.chunk_tokens};overlap={settings.chunk_overlap};model={model_id}"
+    return hashlib.sha256(spec.encode()).hexdigest()[:8]
+
+
+def doc_id_for(sha256: str, sig: str) -> str:
+    return f"{sha256[:32]}-{sig}"
+
+
+def chunk_id(doc_id: str, index: int) -> str:
+    return f"{doc_id}-{index:05d}"
+
+
+def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None, store: ChunkStore | None = None,
+           on_event: Event | None = None) -> IngestReport:
+    """Bring the knowledge base in line with `target` (a folder, or one file). Raises IndexLockedError."""
+    from filelock import FileLock, Timeout
+
+    target = Path(os.path.abspath(target))
+    if not target.exists():
+        raise ConfigError(f"{target} does not exist: give a folder (or a file) to ingest")
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(settings.index_dir / f"ingest-{settings.collection}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexLockedError(
+            f"another `rag ingest` is writing to collection {settings.collection!r} in {settings.index_dir}: "
+            "wait for it to finish, then run this again (unchanged files will cost nothing)"
+        ) from None
+    try:
+        embedder = embedder or Embedder(settings)
+        return _Run(target, settings, embedder, store or ChunkStore(settings, embedder.model_id),
+                    on_event or (lambda kind, data: None)).run()
+    finally:
+        lock.release()
+
+
+class _Run:
+    def __init__(self, target: Path, settings: Settings, embedder: Embedder, store: ChunkStore, on_event: Event):
+        self.target, self.settings, self.embedder, self.store, self.emit = target, settings, embedder, store, on_event
+        self.manifest = Manifest(settings.index_dir, settings.collection)
+        self.sig = signature(settings, embedder.model_id)
+        self.report = IngestReport()
+        self.timer = {"hash": 0.0, "load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "remove": 0.0}
+
+    def run(self) -> IngestReport:
+        started, embed_before = time.perf_counter(), self.embedder.seconds
+        try:
+            work, seen = self._plan()
+            self.emit("planned", {"work": len(work)})
+            for item in self._prepared(work):
+                self._store(item)
+            if self.target.is_dir():
+                self._remove_missing(seen)
+            self._remove_unreferenced()
+            self.report.chunks_in_index = self.store.count()
+        finally:
+            self.manifest.close()
+        self.timer["embed"] = self.embedder.seconds - embed_before
+        self.timer["total"] = time.perf_counter() - started
+        self.report.seconds = self.timer
+        return self.report
+
+    def _add(self, entry: FileReport) -> None:
+        if entry.status in (FAILED, NO_TEXT):  # kept, with the reason, for whoever lists the library
+            self.manifest.put_file(FileRow(entry.path, None, 0, entry.status, entry.reason, entry.pages, 0, now()))
+        self.report.files.append(entry)
+        self.emit("file", {"report": entry})
+
+    # 1. what is there, and what changed
+    def _plan(self) -> tuple[list[tuple[Path, str]], set[str]]:
+        files, documents = self.manifest.files(), self.manifest.documents()
+        work, seen = [], set()
+        for path, problem in _walk(self.target, skip=self.settings.index_dir):
+            seen.add(str(path))
+            if problem:
+                self._add(problem)
+                continue
+            t = time.perf_counter()
+            try:
+                sha, size = _hash_file(path)
+            except OSError as e:
+                self._add(_read_failure(path, e))
+                continue
+            finally:
+                self.timer["hash"] += time.perf_counter() - t
+            doc_id = doc_id_for(sha, self.sig)
+            doc = documents.get(doc_id)
+            if doc is None or doc.state != "complete":
+                work.append((path, doc_id))
+                continue
+            row = files.get(str(path))
+            reason = ""
+            if row is None or row.doc_id != doc_id:
+                reason = self._adopt(path, doc)
+            self.manifest.put_file(FileRow(str(path), doc_id, size, UNCHANGED, reason, doc.pages, doc.chunks, now()))
+            self._add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
+        return work, seen
+
+    def _adopt(self, path: Path, doc: Document) -> str:
+        """A known document at a new path: moved, renamed or copied. Relabel if its old path is gone."""
+        if doc.path == str(path) or os.path.exists(doc.path):
+            return "" if doc.path == str(path) else f"same content as {doc.path}: indexed once"
+        self.store.relabel(doc.doc_id, str(path), path.name)
+        self.manifest.set_path(doc.doc_id, str(path))
+        return f"moved from {doc.path}"
+
+    # 2. read, parse and chunk in a second thread, one or two files ahead of the embedder
+    def _prepared(self, work: list[tuple[Path, str]]) -> Iterator[_Prepared | FileReport]:
+        if not work:
+            return
+        ahead: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce():
+            for path, _ in work:
+                if stop.is_set():
+                    return
+                try:
+                    item = self._prepare(path)
+                except Exception as e:  # a bug or an odd file must not end the batch
+                    log.exception("%s: unexpected error", path)
+                    item = FileReport(str(path), FAILED, f"unexpected error: {type(e).__name__}: {e}")
+                ahead.put(item)
+            ahead.put(None)
+
+        thread = threading.Thread(target=produce, name="rag-prepare", daemon=True)
+        thread.start()
+        try:
+            while (item := ahead.get()) is not None:
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    ahead.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+
+    def _prepare(self, path: Path) -> _Prepared | FileReport:
+        t = time.perf_counter()
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return _read_failure(path, e)
+        sha = hashlib.sha256(data).hexdigest()  # the bytes we index are the bytes we hash
+        try:
+            pages = load_pages(path, data, self.settings.pdf_passwords)
+        except FileError as e:
+            return FileReport(str(path), e.status, str(e))
+        finally:
+            self.timer["load"] += time.perf_counter() - t
+        t = time.perf_counter()
+        chunks = chunk_pages(pages, self.embedder.tokenize, self.embedder.chunk_tokens, self.settings.chunk_overlap)
+        tokens = count_llama3([c.text for c in chunks])
+        self.timer["chunk"] += time.perf_counter() - t
+        return _Prepared(path, doc_id_for(sha, self.sig), sha, len(data), len(pages), chunks, tokens)
+
+    # 3. embed what is missing, store, then mark complete
+    def _store(self, item: _Prepared | FileReport) -> None:
+        if isinstance(item, FileReport):
+            self._add(item)
+            return
+        path, known = str(item.path), self.manifest.document(item.doc_id)
+        if known is not None and known.state == "complete":  # a duplicate earlier in this run
+            reason = f"same content as {known.path}: indexed once"
+            self.manifest.put_file(FileRow(path, item.doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
+            self._add(FileReport(path, OK, reason, known.pages, known.chunks))
+            return
+        doc = Document(item.doc_id, item.sha256, "pending", path, item.pages, len(item.chunks), sum(item.tokens), now())
+        self.manifest.put_document(doc)
+        ids = [chunk_id(item.doc_id, c.index) for c in item.chunks]
+        have = self.store.existing(ids) if known is not None else set()  # resuming a killed run
+        todo = [i for i, cid in enumerate(ids) if cid not in have]
+        if todo:
+            vectors = self.embedder.embed([item.chunks[i].text for i in todo])
+            self.report.embedded += len(todo)
+            t = time.perf_counter()
+            self.store.upsert([ids[i] for i in todo], vectors, [item.chunks[i].text for i in todo],
+                              [self._metadata(item, i) for i in todo])
+            self.timer["store"] += time.perf_counter() - t
+        with self.manifest.transaction() as m:
+            m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
+            m.put_file(FileRow(path, item.doc_id, item.size, OK, "", item.pages, len(item.chunks), now()))
+        self._add(FileReport(path, OK, "", item.pages, len(item.chunks)))
+
+    def _metadata(self, item: _Prepared, i: int) -> dict:
+        c = item.chunks[i]
+        return {"doc_id": item.doc_id, "sha256": item.sha256, "path": str(item.path), "file": item.path.name,
+                "page_start": c.page_start, "page_end": c.page_end, "start": c.start, "end": c.end,
+                "chunk": c.index, "tokens": item.tokens[i]}
+
+    # 4. what is gone
+    def _remove_missing(self, seen: set[str]) -> None:
+        prefix = str(self.target) + os.sep
+        for path, row in self.manifest.files().items():
+            if path.startswith(prefix) and path not in seen:
+                self.manifest.drop_file(path)
+                if row.doc_id:
+                    self._add(FileReport(path, REMOVED, "no longer in the folder", row.pages, row.chunks))
+
+    def _remove_unreferenced(self) -> None:
+        referenced = self.manifest.referenced()
+        for doc in self.manifest.documents().values():
+            if doc.doc_id in referenced and doc.state == "complete":
+                continue
+            t = time.perf_counter()
+            remove_document(self.manifest, self.store, doc.doc_id)
+            self.timer["remove"] += time.perf_counter() - t
+            self.report.removed_documents += 1
+
+
+def remove_document(manifest: Manifest, store: ChunkStore, doc_id: str) -> None:
+    """Hide, delete the chunks (one metadata delete), then forget the document. Safe to repeat."""
+    manifest.set_state(doc_id, "removing")
+    store.delete_document(doc_id)
+    manifest.drop_document(doc_id)
+
+
+def _walk(target: Path, skip: Path) -> Iterator[tuple[Path, FileReport | None]]:
+    """Candidate files under target (sorted; hidden ones and the index itself left out), each with a
+    problem report or None."""
+    if target.is_file():
+        yield target, None if supported(target) else FileReport(str(target), SKIPPED, _unsupported(target))
+        return
+    root, skip = target.resolve(), skip.resolve()
+    for dirpath, dirnames, filenames in os.walk(target, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames
+                             if not d.startswith(".") and (Path(dirpath) / d).resolve() != skip)
+        for name in sorted(filenames):
+            if name.startswith((".", "~$")):
+                continue
+            path = Path(dirpath) / name
+            yield path, _problem(path, root)
+
+
+def _problem(path: Path, root: Path) -> FileReport | None:
+    if not supported(path):
+        return FileReport(str(path), SKIPPED, _unsupported(path))
+    if path.is_symlink():
+        real = path.resolve()
+        if not real.exists():
+            return FileReport(str(path), FAILED, f"broken symlink (its target {real} does not exist)")
+        if not real.is_relative_to(root):
+            return FileReport(str(path), SKIPPED, f"symlink to {real}, outside the folder: not followed")
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return _read_failure(path, e)
+    if not stat.S_ISREG(mode):
+        return FileReport(str(path), FAILED, "not a regular file")
+    return None
+
+
+def _unsupported(path: Path) -> str:
+    return f"unsupported file type {path.suffix or '(no extension)'}: PDF, .txt and .md are ingested"
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _read_failure(path: Path, e: OSError) -> FileReport:
+    if isinstance(e, FileNotFoundError):
+        return FileReport(str(path), FAILED, "vanished during ingest (deleted or moved while reading)")
+    return FileReport(str(path), FAILED, f"cannot read: {e.strerror or e}")

@@ -1,0 +1,133 @@
+"""What the index holds, in SQLite beside it: documents (by content) and the files that point at them.
+
+A document is `pending` while its chunks are written and becomes `complete` only after the last one is
+stored; queries hide every document that is not complete. A file row maps a path to its document (or
+to the reason it could not be indexed). Every change is one SQLite transaction, so a killed ingest
+leaves rows that the next run can trust: complete documents are whole, pending ones are resumed or
+removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL, doc_id TEXT NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,
+    path TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    ingested_at REAL NOT NULL, PRIMARY KEY (collection, doc_id));
+CREATE TABLE IF NOT EXISTS files (
+    collection TEXT NOT NULL, path TEXT NOT NULL, doc_id TEXT, size INTEGER NOT NULL,
+    status TEXT NOT NULL, reason TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL,
+    updated_at REAL NOT NULL, PRIMARY KEY (collection, path));
+"""
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    sha256: str
+    state: str  # pending | complete
+    path: str  # the path its chunks are labelled with
+    pages: int
+    chunks: int
+    tokens: int  # Llama-3 tokens of its text
+    ingested_at: float
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    doc_id: str | None
+    size: int
+    status: str
+    reason: str
+    pages: int
+    chunks: int
+    updated_at: float
+
+
+class Manifest:
+    def __init__(self, index_dir: Path, collection: str):
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.collection = collection
+        self.db = sqlite3.connect(index_dir / "manifest.sqlite", timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Statements inside land together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # documents
+    def documents(self) -> dict[str, Document]:
+        rows = self.db.execute(
+            "SELECT doc_id, sha256, state, path, pages, chunks, tokens, ingested_at FROM documents "
+            "WHERE collection = ?", (self.collection,))
+        return {r[0]: Document(*r) for r in rows}
+
+    def document(self, doc_id: str) -> Document | None:
+        row = self.db.execute(
+            "SELECT doc_id, sha256, state, path, pages, chunks, tokens, ingested_at FROM documents "
+            "WHERE collection = ? AND doc_id = ?", (self.collection, doc_id)).fetchone()
+        return Document(*row) if row else None
+
+    def hidden(self) -> list[str]:
+        """Documents whose chunks queries must not see (being written, or being removed)."""
+        rows = self.db.execute("SELECT doc_id FROM documents WHERE collection = ? AND state != 'complete'",
+                               (self.collection,))
+        return [r[0] for r in rows]
+
+    def put_document(self, doc: Document) -> None:
+        self.db.execute("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+                        (self.collection, doc.doc_id, doc.sha256, doc.state, doc.path, doc.pages, doc.chunks,
+                         doc.tokens, doc.ingested_at))
+
+    def set_state(self, doc_id: str, state: str) -> None:
+        self.db.execute("UPDATE documents SET state = ? WHERE collection = ? AND doc_id = ?",
+                        (state, self.collection, doc_id))
+
+    def set_path(self, doc_id: str, path: str) -> None:
+        self.db.execute("UPDATE documents SET path = ? WHERE collection = ? AND doc_id = ?",
+                        (path, self.collection, doc_id))
+
+    def drop_document(self, doc_id: str) -> None:
+        self.db.execute("DELETE FROM documents WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+
+    # files
+    def files(self) -> dict[str, FileRow]:
+        rows = self.db.execute(
+            "SELECT path, doc_id, size, status, reason, pages, chunks, updated_at FROM files WHERE collection = ?",
+            (self.collection,))
+        return {r[0]: FileRow(*r) for r in rows}
+
+    def put_file(self, row: FileRow) -> None:
+        self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                        (self.collection, row.path, row.doc_id, row.size, row.status, row.reason, row.pages,
+                         row.chunks, row.updated_at))
+
+    def drop_file(self, path: str) -> None:
+        self.db.execute("DELETE FROM files WHERE collection = ? AND path = ?", (self.collection, path))
+
+    def referenced(self) -> set[str]:
+        rows = self.db.execute("SELECT DISTINCT doc_id FROM files WHERE collection = ? AND doc_id IS NOT NULL",
+                               (self.collection,))
+        return {r[0] for r in rows}
+
+
+def now() -> float:
+    return time.time()
