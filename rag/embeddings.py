@@ -102,14 +102,16 @@ class Embedder:
             )
         return size - self._specials
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    def tokenizer_json(self) -> str:
+        """The model's tokenizer, serialised without truncation or padding (for the parsing process)."""
         self._load()
-        return [e.offsets for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        return self._tokenizer.to_str()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         model = self._load()
         started = time.perf_counter()
-        vectors = model.encode(list(texts), batch_size=self.settings.embed_batch_size,
+        batch = self.settings.embed_batch_size or (16 if model.device.type == "cpu" else 256)
+        vectors = model.encode(list(texts), batch_size=batch,
                                normalize_embeddings=True, convert_to_numpy=True)
         self.seconds += time.perf_counter() - started
         self.embedded += len(texts)

@@ -11,8 +11,7 @@ Order of writes, which is what makes a killed run safe to rerun:
   3. manifest, one transaction: document `complete` + the file row pointing at it;
   4. after all files: documents no file points at, and leftovers of killed runs, are hidden then deleted.
 
-While the main thread embeds, a second thread reads, parses and chunks the next files (torch releases
-the GIL, so parsing overlaps embedding).
+While the main process embeds, a worker process reads, parses and chunks the next files (rag.prepare).
 """
 
 from __future__ import annotations
@@ -20,22 +19,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
 import stat
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from rag.chunking import CHUNKER_VERSION, chunk_pages
+from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.embeddings import Embedder
-from rag.errors import ConfigError, FileError, IndexLockedError
-from rag.loaders import load_pages, supported
+from rag.errors import ConfigError, IndexLockedError
+from rag.loaders import supported
 from rag.manifest import Document, FileRow, Manifest, now
+from rag.prepare import Failed, Params, Prepared, prepare_all
 from rag.store import ChunkStore
-from rag.tokens import count_llama3
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +71,6 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {"files": [asdict(f) for f in self.files], "totals": self.totals()}
-
-
-@dataclass
-class _Prepared:
-    path: Path
-    doc_id: str
-    sha256: str
-    size: int
-    pages: int
-    chunks: list
-    tokens: list[int]
 
 
 Event = Callable[[str, dict], None]  # ("planned", {"work": n}) then ("file", {"report": FileReport})
@@ -162,7 +148,7 @@ class _Run:
         self.emit("file", {"report": entry})
 
     # 1. what is there, and what changed
-    def _plan(self) -> tuple[list[tuple[Path, str]], set[str]]:
+    def _plan(self) -> tuple[list[Path], set[str]]:
         files, documents = self.manifest.files(), self.manifest.documents()
         work, seen = [], set()
         for path, problem in _walk(self.target, skip=self.settings.index_dir):
@@ -181,13 +167,12 @@ class _Run:
             doc_id = doc_id_for(sha, self.sig)
             doc = documents.get(doc_id)
             if doc is None or doc.state != "complete":
-                work.append((path, doc_id))
+                work.append(path)
                 continue
-            row = files.get(str(path))
-            reason = ""
+            row, reason = files.get(str(path)), ""
             if row is None or row.doc_id != doc_id:
                 reason = self._adopt(path, doc)
-            self.manifest.put_file(FileRow(str(path), doc_id, size, UNCHANGED, reason, doc.pages, doc.chunks, now()))
+                self.manifest.put_file(FileRow(str(path), doc_id, size, OK, reason, doc.pages, doc.chunks, now()))
             self._add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
         return work, seen
 
@@ -199,71 +184,35 @@ class _Run:
         self.manifest.set_path(doc.doc_id, str(path))
         return f"moved from {doc.path}"
 
-    # 2. read, parse and chunk in a second thread, one or two files ahead of the embedder
-    def _prepared(self, work: list[tuple[Path, str]]) -> Iterator[_Prepared | FileReport]:
+    # 2. read, parse and chunk in a second process, a couple of files ahead of the embedder
+    def _prepared(self, work: list[Path]) -> Iterator[Prepared | FileReport]:
         if not work:
             return
-        ahead: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-
-        def produce():
-            for path, _ in work:
-                if stop.is_set():
-                    return
-                try:
-                    item = self._prepare(path)
-                except Exception as e:  # a bug or an odd file must not end the batch
-                    log.exception("%s: unexpected error", path)
-                    item = FileReport(str(path), FAILED, f"unexpected error: {type(e).__name__}: {e}")
-                ahead.put(item)
-            ahead.put(None)
-
-        thread = threading.Thread(target=produce, name="rag-prepare", daemon=True)
-        thread.start()
-        try:
-            while (item := ahead.get()) is not None:
+        params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, self.settings.chunk_overlap,
+                        self.settings.pdf_passwords)
+        for item in prepare_all(work, params):
+            for stage, seconds in item.seconds.items():
+                self.timer[stage] += seconds
+            if isinstance(item, Failed):
+                yield FileReport(str(item.path), item.status, item.reason)
+            else:
                 yield item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    ahead.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-
-    def _prepare(self, path: Path) -> _Prepared | FileReport:
-        t = time.perf_counter()
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            return _read_failure(path, e)
-        sha = hashlib.sha256(data).hexdigest()  # the bytes we index are the bytes we hash
-        try:
-            pages = load_pages(path, data, self.settings.pdf_passwords)
-        except FileError as e:
-            return FileReport(str(path), e.status, str(e))
-        finally:
-            self.timer["load"] += time.perf_counter() - t
-        t = time.perf_counter()
-        chunks = chunk_pages(pages, self.embedder.tokenize, self.embedder.chunk_tokens, self.settings.chunk_overlap)
-        tokens = count_llama3([c.text for c in chunks])
-        self.timer["chunk"] += time.perf_counter() - t
-        return _Prepared(path, doc_id_for(sha, self.sig), sha, len(data), len(pages), chunks, tokens)
 
     # 3. embed what is missing, store, then mark complete
-    def _store(self, item: _Prepared | FileReport) -> None:
+    def _store(self, item: Prepared | FileReport) -> None:
         if isinstance(item, FileReport):
             self._add(item)
             return
-        path, known = str(item.path), self.manifest.document(item.doc_id)
+        path, doc_id = str(item.path), doc_id_for(item.sha256, self.sig)
+        known = self.manifest.document(doc_id)
         if known is not None and known.state == "complete":  # a duplicate earlier in this run
             reason = f"same content as {known.path}: indexed once"
-            self.manifest.put_file(FileRow(path, item.doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
+            self.manifest.put_file(FileRow(path, doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
             self._add(FileReport(path, OK, reason, known.pages, known.chunks))
             return
-        doc = Document(item.doc_id, item.sha256, "pending", path, item.pages, len(item.chunks), sum(item.tokens), now())
+        doc = Document(doc_id, item.sha256, "pending", path, item.pages, len(item.chunks), sum(item.tokens), now())
         self.manifest.put_document(doc)
-        ids = [chunk_id(item.doc_id, c.index) for c in item.chunks]
+        ids = [chunk_id(doc_id, c.index) for c in item.chunks]
         have = self.store.existing(ids) if known is not None else set()  # resuming a killed run
         todo = [i for i, cid in enumerate(ids) if cid not in have]
         if todo:
@@ -271,16 +220,16 @@ class _Run:
             self.report.embedded += len(todo)
             t = time.perf_counter()
             self.store.upsert([ids[i] for i in todo], vectors, [item.chunks[i].text for i in todo],
-                              [self._metadata(item, i) for i in todo])
+                              [self._metadata(item, doc_id, i) for i in todo])
             self.timer["store"] += time.perf_counter() - t
         with self.manifest.transaction() as m:
             m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
-            m.put_file(FileRow(path, item.doc_id, item.size, OK, "", item.pages, len(item.chunks), now()))
+            m.put_file(FileRow(path, doc_id, item.size, OK, "", item.pages, len(item.chunks), now()))
         self._add(FileReport(path, OK, "", item.pages, len(item.chunks)))
 
-    def _metadata(self, item: _Prepared, i: int) -> dict:
+    def _metadata(self, item: Prepared, doc_id: str, i: int) -> dict:
         c = item.chunks[i]
-        return {"doc_id": item.doc_id, "sha256": item.sha256, "path": str(item.path), "file": item.path.name,
+        return {"doc_id": doc_id, "sha256": item.sha256, "path": str(item.path), "file": item.path.name,
                 "page_start": c.page_start, "page_end": c.page_end, "start": c.start, "end": c.end,
                 "chunk": c.index, "tokens": item.tokens[i]}
 

@@ -1,0 +1,72 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from rag.chunking import PAGE_BREAK, chunk_pages
+from rag.loaders import load_pages
+
+from conftest import CONTRACTS
+
+
+def words(texts):
+    """A whitespace tokenizer: one token per run of non-space characters."""
+    return [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]
+
+
+def test_chunks_respect_the_limit_and_point_back_into_their_pages():
+    pages = ["First sentence here. Second one follows it.\nA line without an end",
+             "Page two begins. " + "word " * 40 + "end."]
+    chunks = chunk_pages(pages, words, max_tokens=12, overlap=3)
+    assert all(len(words([c.text])[0]) <= 12 for c in chunks)
+    for c in chunks:
+        if c.page_start == c.page_end:
+            assert pages[c.page_start - 1][c.start:c.end] == c.text
+        else:
+            assert c.text == pages[c.page_start - 1][c.start:] + PAGE_BREAK + pages[c.page_end - 1][:c.end]
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert chunks[0].text == "First sentence here. Second one follows it."  # cut at a sentence end
+    # overlap: each chunk after the first starts inside the previous one's text
+    text = PAGE_BREAK.join(pages)
+    starts = [text.index(c.text) for c in chunks]
+    assert all(b < a + len(prev.text) for a, b, prev in zip(starts, starts[1:], chunks))
+
+
+def test_every_word_is_in_some_chunk():
+    pages = ["alpha beta. gamma delta epsilon. " * 30, "", "zeta eta theta."]
+    chunks = chunk_pages(pages, words, max_tokens=20, overlap=4)
+    covered = set()
+    text = PAGE_BREAK.join(pages)
+    at = 0
+    for c in chunks:
+        at = text.index(c.text, max(0, at - 200))
+        covered.update(range(at, at + len(c.text)))
+    assert all(i in covered for m in re.finditer(r"\S+", text) for i in range(*m.span()))
+
+
+def test_a_word_longer_than_the_window_is_cut_not_dropped():
+    pages = ["x" * 50]  # one token for the whitespace tokenizer; cut by characters via the real one below
+    chars = lambda texts: [[(i, i + 1) for i in range(len(t))] for t in texts]  # noqa: E731
+    chunks = chunk_pages(pages, chars, max_tokens=16, overlap=0)
+    assert "".join(c.text for c in chunks) == pages[0]
+    assert all(len(c.text) <= 16 for c in chunks)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONTRACTS.glob("*.pdf"))[:4])
+def test_real_contract_chunks_fit_the_embedding_window(embedder, name):
+    path = CONTRACTS / name
+    pages = load_pages(path, path.read_bytes())
+    window = embedder.chunk_tokens
+    assert window == 254  # all-MiniLM-L6-v2 reads 256 word pieces, 2 of them [CLS] and [SEP]
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(embedder.tokenizer_json())
+    tokenize = lambda texts: [e.offsets for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]  # noqa: E731
+    chunks = chunk_pages(pages, tokenize, window, 24)
+    assert chunks
+    lengths = [len(spans) for spans in tokenize([c.text for c in chunks])]
+    assert max(lengths) <= window  # nothing silently cut by the model
+    assert sum(lengths) / len(lengths) > 0.7 * window  # and chunks are not needlessly small
+    for c in chunks:
+        assert 1 <= c.page_start <= c.page_end <= len(pages)
+        assert pages[c.page_start - 1][c.start:].startswith(c.text[:20])
