@@ -8,6 +8,7 @@ worker loads no torch: it gets the embedding tokenizer as JSON.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import time
 from collections import deque
@@ -79,6 +80,8 @@ def _init(tokenizer_json: str) -> None:
     global _tokenize
     from tokenizers import Tokenizer
 
+    # pypdf logs every repair it makes on a damaged file; those are handled, not the user's business
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     tokenizer = Tokenizer.from_str(tokenizer_json)
     _tokenize = lambda texts: [e.offsets for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]  # noqa: E731
 

@@ -47,14 +47,14 @@ def wait_for(condition, timeout=120):
 
 
 def test_killed_ingest_reruns_to_the_same_state(tmp_path, embedder):
-    reference = Settings(index_dir=tmp_path / "reference", collection="kb")
+    reference = Settings(index_dir=tmp_path / "reference", collection="kbase")
     ingest(CONTRACTS, reference, embedder=embedder)
     want = stored(reference, embedder)
     total = sum(d[4] for d in want[1])
 
     # kill -9 at three points: during the first document, midway, and near the end
     for i, fraction in enumerate((0.0, 0.45, 0.85)):
-        settings = Settings(index_dir=tmp_path / f"killed{i}", collection="kb")
+        settings = Settings(index_dir=tmp_path / f"killed{i}", collection="kbase")
         proc = rag_ingest(CONTRACTS, settings)
         if fraction == 0.0:
             assert wait_for(lambda: (settings.index_dir / "manifest.sqlite").exists() and proc.poll() is None)
@@ -70,9 +70,9 @@ def test_killed_ingest_reruns_to_the_same_state(tmp_path, embedder):
 
 
 def test_two_ingests_at_once_one_waits_its_turn(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "index", collection="kb")
+    settings = Settings(index_dir=tmp_path / "index", collection="kbase")
     first = rag_ingest(CONTRACTS, settings)
-    lock = settings.index_dir / "ingest-kb.lock"
+    lock = settings.index_dir / "ingest-kbase.lock"
     assert wait_for(lambda: lock.exists() and _locked(lock))
     second = rag_ingest(CONTRACTS, settings)
     out2, err2 = second.communicate(timeout=300)
@@ -80,7 +80,7 @@ def test_two_ingests_at_once_one_waits_its_turn(tmp_path, embedder):
     assert first.returncode == 0, err1
     assert second.returncode == 1 and "another `rag ingest` is writing" in err2 and "Traceback" not in err2
     assert json.loads(out1)["totals"]["ok"] == 10
-    reference = Settings(index_dir=tmp_path / "reference", collection="kb")
+    reference = Settings(index_dir=tmp_path / "reference", collection="kbase")
     ingest(CONTRACTS, reference, embedder=embedder)
     assert stored(settings, embedder) == stored(reference, embedder)
 
@@ -165,5 +165,7 @@ def test_robustness_corpus_every_file_accounted_for(tmp_path, embedder):
         if "no_text_layer" in row["tags"] and row["pypdf"] == "ok":
             assert got.status == NO_TEXT
     pdfs = {row["path"] for row in index}
-    assert all(f.status == SKIPPED for p, f in by_path.items() if p not in pdfs)  # INDEX.tsv itself, licences...
+    others = {p: f for p, f in by_path.items() if p not in pdfs}  # READMEs, licences, INDEX.tsv, a .zip...
+    assert {f.status for p, f in others.items() if p.endswith((".md", ".txt"))} == {OK}
+    assert {f.status for p, f in others.items() if not p.endswith((".md", ".txt"))} == {SKIPPED}
     assert report.chunks_in_index == report.embedded > 0
