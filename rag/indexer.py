@@ -29,7 +29,7 @@ from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError, IndexLockedError
-from rag.loaders import supported
+from rag.loaders import read_error_reason, supported
 from rag.manifest import Document, FileRow, Manifest, now
 from rag.prepare import Failed, Params, Prepared, prepare_all
 from rag.store import ChunkStore
@@ -248,6 +248,7 @@ class _Run:
             if doc.doc_id in referenced and doc.state == "complete":
                 continue
             t = time.perf_counter()
+            log.info("removing %s document %s (%s)", doc.state, doc.doc_id, doc.path)
             remove_document(self.manifest, self.store, doc.doc_id)
             self.timer["remove"] += time.perf_counter() - t
             self.report.removed_documents += 1
@@ -309,6 +310,4 @@ def _hash_file(path: Path) -> tuple[str, int]:
 
 
 def _read_failure(path: Path, e: OSError) -> FileReport:
-    if isinstance(e, FileNotFoundError):
-        return FileReport(str(path), FAILED, "vanished during ingest (deleted or moved while reading)")
-    return FileReport(str(path), FAILED, f"cannot read: {e.strerror or e}")
+    return FileReport(str(path), FAILED, read_error_reason(e))

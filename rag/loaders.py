@@ -111,6 +111,13 @@ def load_pages(path: Path, data: bytes, passwords: Sequence[str] = ()) -> list[s
     return pages
 
 
+def read_error_reason(e: OSError) -> str:
+    """Why a file could not be read, as the ingest report says it."""
+    if isinstance(e, FileNotFoundError):
+        return "vanished during ingest (deleted or moved while reading)"
+    return f"cannot read: {e.strerror or e}"
+
+
 def _describe(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text if len(text) < 200 else text[:197] + "..."

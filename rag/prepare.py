@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 from rag.chunking import Chunk, chunk_pages
 from rag.errors import FileError
-from rag.loaders import load_pages
+from rag.loaders import load_pages, read_error_reason
 from rag.tokens import count_llama3
 
 LOOKAHEAD = 2  # files prepared ahead of the one being embedded
@@ -57,10 +57,8 @@ def prepare_file(path: Path, params: Params, tokenize) -> Prepared | Failed:
     t0 = time.perf_counter()
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        return Failed(path, "failed", "vanished during ingest (deleted or moved while reading)")
     except OSError as e:
-        return Failed(path, "failed", f"cannot read: {e.strerror or e}")
+        return Failed(path, "failed", read_error_reason(e))
     sha = hashlib.sha256(data).hexdigest()  # the bytes we index are the bytes we hash
     try:
         pages = load_pages(path, data, params.passwords)
@@ -73,22 +71,25 @@ def prepare_file(path: Path, params: Params, tokenize) -> Prepared | Failed:
                     {"load": t1 - t0, "chunk": time.perf_counter() - t1})
 
 
+_params: Params | None = None
 _tokenize = None
 
 
-def _init(tokenizer_json: str) -> None:
-    global _tokenize
+def _init(params: Params) -> None:
+    """Runs once in the worker: the parameters (with the tokenizer) cross the process boundary once."""
+    global _params, _tokenize
     from tokenizers import Tokenizer
 
     # pypdf logs every repair it makes on a damaged file; those are handled, not the user's business
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    tokenizer = Tokenizer.from_str(tokenizer_json)
+    _params = params
+    tokenizer = Tokenizer.from_str(params.tokenizer_json)
     _tokenize = lambda texts: [e.offsets for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]  # noqa: E731
 
 
-def _work(path: Path, params: Params) -> Prepared | Failed:
+def _work(path: Path) -> Prepared | Failed:
     try:
-        return prepare_file(path, params, _tokenize)
+        return prepare_file(path, _params, _tokenize)
     except Exception as e:  # an odd file must not end the batch
         return Failed(path, "failed", f"unexpected error while reading: {type(e).__name__}: {e}")
 
@@ -98,13 +99,13 @@ def prepare_all(paths: Sequence[Path], params: Params) -> Iterator[Prepared | Fa
     todo = deque(paths)
     while todo:
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                                   initargs=(params.tokenizer_json,))
+                                   initargs=(params,))
         ahead = deque()
         try:
             while todo or ahead:
                 while todo and len(ahead) <= LOOKAHEAD:
                     path = todo.popleft()
-                    ahead.append((path, pool.submit(_work, path, params)))
+                    ahead.append((path, pool.submit(_work, path)))
                 path, future = ahead.popleft()
                 try:
                     yield future.result()

@@ -178,3 +178,18 @@ def test_single_file_target(settings, embedder):
     assert [f.status for f in report.files] == [OK]
     with pytest.raises(ConfigError):
         ingest(path.with_name("missing.pdf"), settings, embedder=embedder)
+
+
+def test_unreadable_file_is_reported(tmp_path, settings, folder):
+    secret = folder / "secret.pdf"
+    shutil.copy(next(folder.glob("*.pdf")), secret)
+    secret.chmod(0)
+    # root reads anything: drop the capabilities that let it, so the file is truly unreadable
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    out = subprocess.run([*prefix, sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index",
+                          str(settings.index_dir), "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1, out.stderr
+    files = {os.path.basename(f["path"]): f for f in json.loads(out.stdout)["files"]}
+    assert files["secret.pdf"] == {"path": str(secret), "status": FAILED, "reason": "cannot read: Permission denied",
+                                   "pages": 0, "chunks": 0}
+    assert sum(f["status"] == OK for f in files.values()) == 3
