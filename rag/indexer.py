@@ -224,8 +224,8 @@ class _Run:
             self.timer["store"] += time.perf_counter() - t
         with self.manifest.transaction() as m:
             m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
-            m.put_file(FileRow(path, doc_id, item.size, OK, "", item.pages, len(item.chunks), now()))
-        self._add(FileReport(path, OK, "", item.pages, len(item.chunks)))
+            m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
+        self._add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))
 
     def _metadata(self, item: Prepared, doc_id: str, i: int) -> dict:
         c = item.chunks[i]

@@ -43,6 +43,7 @@ class Prepared:
     chunks: list[Chunk]
     tokens: list[int]  # Llama-3 tokens of each chunk
     seconds: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # pages without text, for the report
 
 
 @dataclass
@@ -67,8 +68,22 @@ def prepare_file(path: Path, params: Params, tokenize) -> Prepared | Failed:
     t1 = time.perf_counter()
     chunks = chunk_pages(pages, tokenize, params.chunk_tokens, params.overlap)
     tokens = count_llama3([c.text for c in chunks])
+    empty = [number for number, text in enumerate(pages, 1) if not text.strip()]
+    note = f"{_page_ranges(empty)} of {len(pages)}: no extractable text (scanned?)" if empty else ""
     return Prepared(path, sha, len(data), len(pages), chunks, tokens,
-                    {"load": t1 - t0, "chunk": time.perf_counter() - t1})
+                    {"load": t1 - t0, "chunk": time.perf_counter() - t1}, note)
+
+
+def _page_ranges(numbers: list[int]) -> str:
+    """[2, 5, 6, 7] -> 'pages 2, 5-7'."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return f"page {text}" if len(numbers) == 1 else f"pages {text}"
 
 
 _params: Params | None = None

@@ -2,12 +2,14 @@
 
 import csv
 import io
+import re
 
 import pytest
 import pypdf
 
 from rag.errors import FileError, NoTextError
 from rag.loaders import NO_TEXT_REASON, load_pages
+from rag.prepare import Params, prepare_file
 
 from conftest import CONTRACTS, ROBUSTNESS, needs_shared
 
@@ -130,3 +132,15 @@ def test_text_files_utf8_utf16_and_not_utf8(tmp_path):
     blank = tmp_path / "blank.txt"
     blank.write_text("  \n\n ")
     assert status(blank)[0] == "no_text"
+
+
+def test_pages_without_text_are_named_in_the_report(tmp_path):
+    writer = pypdf.PdfWriter(clone_from=CONTRACT)
+    for _ in range(3):
+        writer.add_blank_page()  # e.g. scanned schedules at the end of a born-digital contract
+    mixed = tmp_path / "mixed.pdf"
+    writer.write(mixed)
+    words = lambda texts: [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]  # noqa: E731
+    got = prepare_file(mixed, Params("", 254, 24, ()), words)
+    n = got.pages
+    assert got.note == f"pages {n - 2}-{n} of {n}: no extractable text (scanned?)"
