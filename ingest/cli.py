@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from rag.config import Settings
-from rag.indexer import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, IngestReport, ingest
+from rag.indexer import ingest
+from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, IngestReport
 
 STYLE = {OK: "green", UNCHANGED: "dim", FAILED: "red", NO_TEXT: "yellow", SKIPPED: "dim", REMOVED: "cyan"}
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print()
     else:
         _print_table(Console(), report, settings, args.folder)
-    return 1 if report.failed else 0
+    return 1 if report.has_failures else 0
 
 
 def _progress(console):

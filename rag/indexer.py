@@ -19,9 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -29,49 +28,13 @@ from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError, IndexLockedError
-from rag.loaders import read_error_reason, supported
 from rag.manifest import Document, FileRow, Manifest, now
 from rag.prepare import Failed, Params, Prepared, prepare_all
+from rag.report import FAILED, NO_TEXT, OK, REMOVED, UNCHANGED, FileReport, IngestReport
 from rag.store import ChunkStore
+from rag.walk import hash_file, read_failure, walk
 
 log = logging.getLogger(__name__)
-
-OK, UNCHANGED, FAILED, NO_TEXT, SKIPPED, REMOVED = "ok", "unchanged", "failed", "no_text", "skipped", "removed"
-
-
-@dataclass
-class FileReport:
-    path: str
-    status: str
-    reason: str = ""
-    pages: int = 0
-    chunks: int = 0
-
-
-@dataclass
-class IngestReport:
-    files: list[FileReport] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    embedded: int = 0  # chunks embedded by this run
-    removed_documents: int = 0
-    chunks_in_index: int = 0
-
-    @property
-    def failed(self) -> bool:
-        return any(f.status in (FAILED, NO_TEXT) for f in self.files)
-
-    def totals(self) -> dict:
-        counts = {s: 0 for s in (OK, UNCHANGED, FAILED, NO_TEXT, SKIPPED, REMOVED)}
-        for f in self.files:
-            counts[f.status] += 1
-        return {"files": len(self.files), **counts, "pages": sum(f.pages for f in self.files if f.status == OK),
-                "chunks": sum(f.chunks for f in self.files if f.status == OK), "embedded": self.embedded,
-                "removed_documents": self.removed_documents, "chunks_in_index": self.chunks_in_index,
-                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
-
-    def to_dict(self) -> dict:
-        return {"files": [asdict(f) for f in self.files], "totals": self.totals()}
-
 
 Event = Callable[[str, dict], None]  # ("planned", {"work": n}) then ("file", {"report": FileReport})
 
@@ -151,16 +114,16 @@ class _Run:
     def _plan(self) -> tuple[list[Path], set[str]]:
         files, documents = self.manifest.files(), self.manifest.documents()
         work, seen = [], set()
-        for path, problem in _walk(self.target, skip=self.settings.index_dir):
+        for path, problem in walk(self.target, skip=self.settings.index_dir):
             seen.add(str(path))
             if problem:
                 self._add(problem)
                 continue
             t = time.perf_counter()
             try:
-                sha, size = _hash_file(path)
+                sha, size = hash_file(path)
             except OSError as e:
-                self._add(_read_failure(path, e))
+                self._add(read_failure(path, e))
                 continue
             finally:
                 self.timer["hash"] += time.perf_counter() - t
@@ -259,55 +222,3 @@ def remove_document(manifest: Manifest, store: ChunkStore, doc_id: str) -> None:
     manifest.set_state(doc_id, "removing")
     store.delete_document(doc_id)
     manifest.drop_document(doc_id)
-
-
-def _walk(target: Path, skip: Path) -> Iterator[tuple[Path, FileReport | None]]:
-    """Candidate files under target (sorted; hidden ones and the index itself left out), each with a
-    problem report or None."""
-    if target.is_file():
-        yield target, None if supported(target) else FileReport(str(target), SKIPPED, _unsupported(target))
-        return
-    root, skip = target.resolve(), skip.resolve()
-    for dirpath, dirnames, filenames in os.walk(target, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and (Path(dirpath) / d).resolve() != skip)
-        for name in sorted(filenames):
-            if name.startswith((".", "~$")):
-                continue
-            path = Path(dirpath) / name
-            yield path, _problem(path, root)
-
-
-def _problem(path: Path, root: Path) -> FileReport | None:
-    if not supported(path):
-        return FileReport(str(path), SKIPPED, _unsupported(path))
-    if path.is_symlink():
-        real = path.resolve()
-        if not real.exists():
-            return FileReport(str(path), FAILED, f"broken symlink (its target {real} does not exist)")
-        if not real.is_relative_to(root):
-            return FileReport(str(path), SKIPPED, f"symlink to {real}, outside the folder: not followed")
-    try:
-        mode = path.stat().st_mode
-    except OSError as e:
-        return _read_failure(path, e)
-    if not stat.S_ISREG(mode):
-        return FileReport(str(path), FAILED, "not a regular file")
-    return None
-
-
-def _unsupported(path: Path) -> str:
-    return f"unsupported file type {path.suffix or '(no extension)'}: PDF, .txt and .md are ingested"
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
-
-
-def _read_failure(path: Path, e: OSError) -> FileReport:
-    return FileReport(str(path), FAILED, read_error_reason(e))

@@ -10,7 +10,8 @@ import pytest
 from filelock import FileLock
 
 from rag.errors import ConfigError, IndexLockedError
-from rag.indexer import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, ingest
+from rag.indexer import ingest
+from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED
 from rag.manifest import Manifest
 from rag.store import ChunkStore
 

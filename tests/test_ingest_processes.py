@@ -14,7 +14,8 @@ import time
 import pytest
 
 from rag.config import Settings
-from rag.indexer import FAILED, NO_TEXT, OK, SKIPPED, ingest
+from rag.indexer import ingest
+from rag.report import FAILED, NO_TEXT, OK, SKIPPED
 
 from conftest import CONTRACTS, ROBUSTNESS, ROOT, needs_shared
 from test_ingest import stored
