@@ -89,6 +89,7 @@ class _Run:
     def run(self) -> IngestReport:
         started, embed_before = time.perf_counter(), self.embedder.seconds
         try:
+            self._backfill_lexical()
             work, seen = self._plan()
             self.emit("planned", {"work": len(work)})
             for item in self._prepared(work):
@@ -109,6 +110,15 @@ class _Run:
             self.manifest.put_file(FileRow(entry.path, None, 0, entry.status, entry.reason, entry.pages, 0, now()))
         self.report.files.append(entry)
         self.emit("file", {"report": entry})
+
+    def _backfill_lexical(self) -> None:
+        """Complete documents missing from the keyword index (an index built before it existed) get
+        their chunk texts from the store: no parsing, no embedding."""
+        missing = {d.doc_id for d in self.manifest.documents().values() if d.state == "complete"}
+        for doc_id in missing - self.manifest.lexical.documents():
+            got = self.store.collection.get(where={"doc_id": doc_id}, include=["documents"])
+            with self.manifest.transaction() as m:
+                m.lexical.put(doc_id, zip(got["ids"], got["documents"]))
 
     # 1. what is there, and what changed
     def _plan(self) -> tuple[list[Path], set[str]]:
@@ -186,6 +196,7 @@ class _Run:
                               [self._metadata(item, doc_id, i) for i in todo])
             self.timer["store"] += time.perf_counter() - t
         with self.manifest.transaction() as m:
+            m.lexical.put(doc_id, zip(ids, (c.text for c in item.chunks)))
             m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
             m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
         self._add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))
@@ -218,7 +229,10 @@ class _Run:
 
 
 def remove_document(manifest: Manifest, store: ChunkStore, doc_id: str) -> None:
-    """Hide, delete the chunks (one metadata delete), then forget the document. Safe to repeat."""
-    manifest.set_state(doc_id, "removing")
+    """Hide (and leave the keyword index), delete the chunks (one metadata delete), then forget the
+    document. Safe to repeat."""
+    with manifest.transaction() as m:
+        m.set_state(doc_id, "removing")
+        m.lexical.drop(doc_id)
     store.delete_document(doc_id)
     manifest.drop_document(doc_id)

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.lexical import LexicalIndex
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL, doc_id TEXT NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,
@@ -58,6 +60,7 @@ class Manifest:
         self.db = sqlite3.connect(index_dir / "manifest.sqlite", timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
 
     def close(self) -> None:
         self.db.close()

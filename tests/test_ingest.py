@@ -29,8 +29,11 @@ def stored(settings, embedder):
     m = Manifest(settings.index_dir, settings.collection)
     docs = sorted((d.doc_id, d.state, d.path, d.pages, d.chunks, d.tokens) for d in m.documents().values())
     files = sorted((f.path, f.doc_id, f.status, f.pages, f.chunks) for f in m.files().values())
+    keyword = sorted(m.db.execute("SELECT chunk_id, doc_id, text FROM chunks WHERE collection = ?",
+                                  (settings.collection,)).fetchall())
     m.close()
-    return chunks, docs, files
+    assert [(cid, text) for cid, _, text in keyword] == [(cid, text) for cid, text, _ in chunks]  # same chunks
+    return chunks, docs, files, keyword
 
 
 def test_sample_corpus_end_to_end(tmp_path, embedder):
@@ -51,6 +54,14 @@ def test_sample_corpus_end_to_end(tmp_path, embedder):
     meta = hits["metadatas"][0][0]
     assert {"doc_id", "sha256", "path", "file", "page_start", "page_end", "start", "end", "chunk", "tokens"} <= set(meta)
     assert 1 <= meta["page_start"] <= meta["page_end"] <= 8 and meta["tokens"] > 0
+
+    # the keyword index holds the same chunks and ranks the clause first for a lawyer's words
+    manifest = Manifest(settings.index_dir, settings.collection)
+    netgear = [d.doc_id for d in manifest.documents().values() if "NETGEAR" in d.path]
+    best, _ = manifest.lexical.search("Which state's law governs the agreement?", 5, netgear)[0]
+    assert "governed by the laws of the State of California" in " ".join(store.collection.get(ids=[best])[
+        "documents"][0].split())
+    manifest.close()
 
     again = ingest(CONTRACTS, settings, embedder=embedder)
     assert set(statuses(again).values()) == {UNCHANGED}
@@ -105,6 +116,7 @@ def test_change_delete_move_and_copy(tmp_path, settings, folder, embedder):
     assert next(f for f in report.files if f.path.endswith("copy.pdf")).reason.startswith("same content as")
     assert store.count() == sum(len(chunks_of(n)) for n in {a.name, c.name})
     assert chunks_before > 0
+    stored(settings, embedder)  # the keyword index followed every change
 
 
 def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, settings, folder, embedder):
@@ -194,3 +206,15 @@ def test_unreadable_file_is_reported(tmp_path, settings, folder):
     assert files["secret.pdf"] == {"path": str(secret), "status": FAILED, "reason": "cannot read: Permission denied",
                                    "pages": 0, "chunks": 0}
     assert sum(f["status"] == OK for f in files.values()) == 3
+
+
+def test_keyword_index_backfills_from_the_store(settings, folder, embedder):
+    """An index built before the keyword index existed gets it on the next ingest, without embedding."""
+    ingest(folder, settings, embedder=embedder)
+    want = stored(settings, embedder)
+    m = Manifest(settings.index_dir, settings.collection)
+    m.db.execute("DELETE FROM chunks")
+    m.close()
+    report = ingest(folder, settings, embedder=embedder)
+    assert report.embedded == 0
+    assert stored(settings, embedder) == want

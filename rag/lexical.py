@@ -1,0 +1,79 @@
+"""The keyword half of retrieval: BM25 over every stored chunk, with SQLite's FTS5.
+
+Chroma has no self-hosted BM25, and rebuilding a BM25 index per question is what makes other local
+RAG tools crawl on large knowledge bases. FTS5 keeps a persistent inverted index that takes inserts
+and deletes, ranks with BM25 (`bm25()`), and lives in the manifest's database: a document's chunks
+enter it in the same transaction that marks the document complete, and leave it in the same one that
+hides it for removal, so the keyword and vector halves always see the same documents.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, collection TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    text TEXT NOT NULL, UNIQUE (collection, chunk_id));
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, doc_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, content='chunks', content_rowid='id', tokenize='porter unicode61');
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text); END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+"""
+
+# Words that match nearly every chunk: they add no ranking signal and make an OR query scan everything.
+STOPWORDS = frozenset("""
+a an and are as at be been but by can could did do does for from had has have he her his how i if in into is
+it its may me might must my no not of on or our shall she should so such than that the their them then there
+these they this those to under upon us was we were what when where which while who whom why will with would
+you your any all each other some only own same too very just about above after again against before below
+between both during further here more most nor off once out over through until up down""".split())
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def match_expression(question: str) -> str | None:
+    """An FTS5 query that ORs the question's content words, each quoted (no query syntax leaks in)."""
+    terms = list(dict.fromkeys(w for w in _WORD.findall(question.lower()) if w not in STOPWORDS))
+    return " OR ".join(f'"{t}"' for t in terms) or None
+
+
+class LexicalIndex:
+    """BM25 over the chunks of one collection, in the manifest's SQLite database (pass its connection)."""
+
+    def __init__(self, db, collection: str):
+        self.db, self.collection = db, collection
+        db.executescript(SCHEMA)
+
+    def put(self, doc_id: str, chunks: Iterable[tuple[str, str]]) -> None:
+        """(chunk_id, text) pairs of one document, replacing what it had."""
+        self.drop(doc_id)
+        self.db.executemany("INSERT INTO chunks (collection, chunk_id, doc_id, text) VALUES (?, ?, ?, ?)",
+                            [(self.collection, cid, doc_id, text) for cid, text in chunks])
+
+    def drop(self, doc_id: str) -> None:
+        self.db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+
+    def documents(self) -> set[str]:
+        rows = self.db.execute("SELECT DISTINCT doc_id FROM chunks WHERE collection = ?", (self.collection,))
+        return {r[0] for r in rows}
+
+    def search(self, question: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """The k best chunks by BM25, as (chunk_id, score) with higher = better; optionally within documents."""
+        expression = match_expression(question)
+        if expression is None or k <= 0:
+            return []
+        scope, args = "", [expression, self.collection]
+        if doc_ids is not None:
+            if not doc_ids:
+                return []
+            scope = f" AND c.doc_id IN ({','.join('?' * len(doc_ids))})"
+            args += list(doc_ids)
+        rows = self.db.execute(
+            "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            f"WHERE chunks_fts MATCH ? AND c.collection = ?{scope} ORDER BY rank LIMIT ?", (*args, k))
+        return [(chunk_id, -rank) for chunk_id, rank in rows]  # FTS5's bm25() is lower-is-better

@@ -1,0 +1,42 @@
+import sqlite3
+
+import pytest
+
+from rag.lexical import LexicalIndex, match_expression
+
+
+@pytest.fixture
+def index():
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    lexical = LexicalIndex(db, "kbase")
+    lexical.put("d1", [("d1-0", "This Agreement is governed by the laws of the State of California."),
+                       ("d1-1", "Either party may terminate this Agreement for convenience on 30 days notice.")])
+    lexical.put("d2", [("d2-0", "The laws of Delaware govern; venue lies in Wilmington."),
+                       ("d2-1", "Payment is due within sixty days of invoice.")])
+    LexicalIndex(db, "other").put("x", [("x-0", "California California California law")])  # another collection
+    return lexical
+
+
+def test_bm25_ranks_by_content_words_within_scope(index):
+    assert {c for c, _ in index.search("Which state's law governs?", 2)} == {"d1-0", "d2-0"}
+    assert index.search("What law governs? California", 1)[0][0] == "d1-0"
+    assert [c for c, _ in index.search("governing law", 5, doc_ids=["d2"])] == ["d2-0"]
+    assert index.search("terminated for convenience", 5)[0][0] == "d1-1"  # porter stemming
+    assert index.search("California", 5, doc_ids=[]) == []
+    scores = [s for _, s in index.search("laws of California and Delaware", 5)]
+    assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
+
+
+def test_replace_and_drop_a_document(index):
+    index.put("d1", [("d1-0", "Replaced text about trademarks.")])
+    assert index.search("convenience", 5) == []
+    assert index.search("trademarks", 5)[0][0] == "d1-0"
+    index.drop("d1")
+    assert index.documents() == {"d2"}
+
+
+@pytest.mark.parametrize("question", ['"quoted" NEAR(a b) OR -x* AND ^col:', "the of and", "", "ünïcödé térms?"])
+def test_no_query_syntax_leaks_in(index, question):
+    index.search(question, 5)  # never an FTS5 syntax error
+    expression = match_expression(question)
+    assert expression is None or all(part.startswith('"') and part.endswith('"') for part in expression.split(" OR "))
