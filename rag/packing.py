@@ -1,0 +1,180 @@
+"""Golden-first packing: retrieved hits -> numbered sources that fit a token budget. Pure.
+
+1. Hits are taken best first. A hit adjacent to (or overlapping) one already taken from the same
+   document joins it as one source, its overlap with its neighbour removed; otherwise it opens a source.
+   A hit that does not fit is skipped and reported; smaller later ones may still fit.
+2. While budget remains, sources grow by their neighbouring chunks, best source first, one chunk per
+   side per round (`expand` rounds at most).
+3. Sources that became adjacent are merged (that only ever saves tokens).
+4. The sources are ordered for the prompt: `golden` (rank 1 first, then descending relevance),
+   `reverse` (best last), `sandwich` (rank 1 first, rank 2 last, next to the question), `random`.
+
+Every count is of the exact block the model will read (`prompts.source_block`), with the caller's
+tokenizer, and the sum never exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+from rag.prompts import source_block
+
+ORDERINGS = ("golden", "reverse", "sandwich", "random")
+_WIDEST_NUMBER = 999  # "[999]" counts as many tokens as any number up to it
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    doc_id: str
+    file: str
+    path: str
+    chunk: int  # the chunk's index in its document
+    page_start: int
+    page_end: int
+    text: str
+    score: float
+    rank: int  # 1 = best
+
+
+@dataclass(frozen=True)
+class Source:
+    """One numbered block of the prompt: one or more consecutive chunks of one document."""
+
+    number: int  # [n] in the prompt, in prompt order
+    rank: int  # the best retrieval rank among its hits
+    score: float
+    doc_id: str
+    file: str
+    path: str
+    first: int  # first and last chunk index
+    last: int
+    page_start: int
+    page_end: int
+    text: str
+    tokens: int
+    hits: tuple[int, ...] = ()  # ranks of the retrieved hits inside it (the rest is neighbouring text)
+
+    def block(self) -> str:
+        return source_block(self.number, self.file, self.page_start, self.page_end, self.text)
+
+
+@dataclass(frozen=True)
+class Packed:
+    sources: list[Source]
+    tokens: int
+    budget: int
+    dropped: list[Hit] = field(default_factory=list)  # hits that did not fit
+
+
+Neighbour = Callable[[str, int], "Hit | None"]  # (doc_id, chunk index) -> that chunk, or None
+
+
+def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *, ordering: str = "golden",
+         neighbour: Neighbour | None = None, expand: int = 2, seed: int = 0) -> Packed:
+    if ordering not in ORDERINGS:
+        raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
+
+    def cost(s: Source) -> int:
+        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text))
+
+    sources: list[Source] = []
+    used, dropped = 0, []
+    for hit in sorted(hits, key=lambda h: h.rank):
+        if any(s.doc_id == hit.doc_id and s.first <= hit.chunk <= s.last for s in sources):
+            continue  # already inside a source (a duplicate hit)
+        at = next((i for i, s in enumerate(sources) if s.doc_id == hit.doc_id
+                   and (hit.chunk == s.last + 1 or hit.chunk == s.first - 1)), None)
+        grown = _join(sources[at], hit, count_tokens, cost) if at is not None else _open(hit, cost)
+        extra = grown.tokens - (sources[at].tokens if at is not None else 0)
+        if used + extra > budget:
+            dropped.append(hit)
+            continue
+        used += extra
+        if at is None:
+            sources.append(grown)
+        else:
+            sources[at] = grown
+
+    if neighbour is not None:
+        for _ in range(expand):
+            grew = False
+            for i in sorted(range(len(sources)), key=lambda i: sources[i].rank):
+                for index in (sources[i].last + 1, sources[i].first - 1):
+                    if index < 0 or _taken(sources, sources[i].doc_id, index):
+                        continue
+                    near = neighbour(sources[i].doc_id, index)
+                    if near is None:
+                        continue
+                    grown = _join(sources[i], near, count_tokens, cost, as_hit=False)
+                    if used + grown.tokens - sources[i].tokens <= budget:
+                        used += grown.tokens - sources[i].tokens
+                        sources[i] = grown
+                        grew = True
+            if not grew:
+                break
+
+    merged = _merge_adjacent(sources, cost)
+    if sum(s.tokens for s in merged) <= used:  # merging drops a header and the overlap: it only saves tokens
+        sources, used = merged, sum(s.tokens for s in merged)
+    ordered = _order(sources, ordering, seed)
+    return Packed([replace(s, number=n) for n, s in enumerate(ordered, 1)], used, budget, dropped)
+
+
+def _open(hit: Hit, cost) -> Source:
+    s = Source(0, hit.rank, hit.score, hit.doc_id, hit.file, hit.path, hit.chunk, hit.chunk, hit.page_start,
+               hit.page_end, hit.text, 0, (hit.rank,))
+    return replace(s, tokens=cost(s))
+
+
+def _join(s: Source, hit: Hit, count_tokens, cost, as_hit: bool = True) -> Source:
+    """The source with `hit` (the chunk just after or before it) added, their overlap removed."""
+    after = hit.chunk == s.last + 1
+    text = overlap_join(s.text, hit.text) if after else overlap_join(hit.text, s.text)
+    grown = replace(s, text=text, first=min(s.first, hit.chunk), last=max(s.last, hit.chunk),
+                    page_start=min(s.page_start, hit.page_start), page_end=max(s.page_end, hit.page_end),
+                    hits=s.hits + ((hit.rank,) if as_hit else ()))
+    return replace(grown, tokens=cost(grown))
+
+
+def overlap_join(first: str, second: str, longest: int = 2000) -> str:
+    """`first` then `second` with the text they share (the end of one, the start of the other) once."""
+    probe = second[:8]  # shorter than any real chunk overlap; each place it occurs in the tail is checked
+    at = first.find(probe, max(0, len(first) - longest)) if probe else -1
+    while at != -1:
+        if second.startswith(first[at:]):
+            return first[:at] + second
+        at = first.find(probe, at + 1)
+    return first.rstrip() + "\n" + second.lstrip()
+
+
+def _taken(sources: list[Source], doc_id: str, index: int) -> bool:
+    return any(s.doc_id == doc_id and s.first <= index <= s.last for s in sources)
+
+
+def _merge_adjacent(sources: list[Source], cost) -> list[Source]:
+    merged: list[Source] = []
+    for s in sorted(sources, key=lambda s: (s.doc_id, s.first)):
+        m = merged[-1] if merged else None
+        if m is None or m.doc_id != s.doc_id or s.first != m.last + 1:
+            merged.append(s)
+            continue
+        joined = replace(m, rank=min(m.rank, s.rank), score=max(m.score, s.score), text=overlap_join(m.text, s.text),
+                         last=s.last, page_end=max(m.page_end, s.page_end), hits=m.hits + s.hits)
+        merged[-1] = replace(joined, tokens=cost(joined))
+    return merged
+
+
+def _order(sources: list[Source], ordering: str, seed: int) -> list[Source]:
+    best = sorted(sources, key=lambda s: s.rank)
+    if ordering == "golden":
+        return best
+    if ordering == "reverse":
+        return best[::-1]
+    if ordering == "sandwich":
+        return best if len(best) < 3 else [best[0], *best[2:], best[1]]
+    shuffled = best[:]
+    _random.Random(seed).shuffle(shuffled)
+    return shuffled

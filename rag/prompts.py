@@ -1,0 +1,45 @@
+"""The words the model reads: system prompt, numbered source blocks, the question; as chat messages.
+
+Document text never acts as prompt structure: chat-template markers such as `<|eot_id|>` or
+`<|start_header_id|>` (Llama 3) and `<|im_end|>` (SmolLM2, ChatML) are broken with an invisible word
+joiner, so a server that tokenizes special-token strings in message content sees plain characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+SYSTEM = (
+    "You answer questions about the user's documents. Use only the numbered sources in the user's message, "
+    "never outside knowledge. Cite the source of every statement with its number in brackets, "
+    "like [1] or [2][3]. Sources are ordered by relevance: the first is the most likely to hold the answer. "
+    "If the sources do not contain the answer, reply exactly: \"The documents do not say.\" and nothing more. "
+    "Be brief and quote the decisive words of the clause when it helps."
+)
+NOT_FOUND = "The documents do not say."
+
+_MARKER = re.compile(r"<\|([^|<>\s]{1,64})\|>")
+_JOINER = "\u2060"  # WORD JOINER: invisible, and no tokenizer's special token contains it
+
+
+def neutralize(text: str) -> str:
+    """Break every `<|name|>` chat-template marker so that no tokenizer reads it as a special token."""
+    return _MARKER.sub(lambda m: f"<{_JOINER}|{m.group(1)}|{_JOINER}>", text)
+
+
+def pages_label(page_start: int, page_end: int) -> str:
+    return f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
+
+
+def source_block(number: int, file: str, page_start: int, page_end: int, text: str) -> str:
+    """One numbered source as the model sees it; packing counts exactly this."""
+    return f"[{number}] {neutralize(file)}, {pages_label(page_start, page_end)}\n{neutralize(text.strip())}\n\n"
+
+
+def user_message(blocks: list[str], question: str) -> str:
+    context = "".join(blocks) if blocks else "(no sources were found)\n\n"
+    return f"Sources:\n\n{context}Question: {neutralize(question.strip())}"
+
+
+def messages(blocks: list[str], question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_message(blocks, question)}]
