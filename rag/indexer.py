@@ -28,6 +28,7 @@ from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError, IndexLockedError
+from rag.lexical import Row
 from rag.manifest import Document, FileRow, Manifest, now
 from rag.prepare import Failed, Params, Prepared, prepare_all
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, UNCHANGED, FileReport, IngestReport
@@ -116,9 +117,11 @@ class _Run:
         their chunk texts from the store: no parsing, no embedding."""
         missing = {d.doc_id for d in self.manifest.documents().values() if d.state == "complete"}
         for doc_id in missing - self.manifest.lexical.documents():
-            got = self.store.collection.get(where={"doc_id": doc_id}, include=["documents"])
+            got = self.store.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+            rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], text)
+                    for cid, text, m in zip(got["ids"], got["documents"], got["metadatas"])]
             with self.manifest.transaction() as m:
-                m.lexical.put(doc_id, zip(got["ids"], got["documents"]))
+                m.lexical.put(doc_id, rows)
 
     # 1. what is there, and what changed
     def _plan(self) -> tuple[list[Path], set[str]]:
@@ -196,7 +199,8 @@ class _Run:
                               [self._metadata(item, doc_id, i) for i in todo])
             self.timer["store"] += time.perf_counter() - t
         with self.manifest.transaction() as m:
-            m.lexical.put(doc_id, zip(ids, (c.text for c in item.chunks)))
+            m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, c.text)
+                                   for cid, c in zip(ids, item.chunks)))
             m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
             m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
         self._add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))

@@ -10,12 +10,13 @@ hides it for removal, so the keyword and vector halves always see the same docum
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, collection TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
-    text TEXT NOT NULL, UNIQUE (collection, chunk_id));
+    chunk INTEGER NOT NULL, page_start INTEGER NOT NULL, page_end INTEGER NOT NULL, text TEXT NOT NULL,
+    UNIQUE (collection, chunk_id));
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61');
@@ -36,6 +37,14 @@ between both during further here more most nor off once out over through until u
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+class Row(NamedTuple):
+    chunk_id: str
+    chunk: int  # index in its document
+    page_start: int
+    page_end: int
+    text: str
+
+
 def match_expression(question: str) -> str | None:
     """An FTS5 query that ORs the question's content words, each quoted (no query syntax leaks in)."""
     terms = list(dict.fromkeys(w for w in _WORD.findall(question.lower()) if w not in STOPWORDS))
@@ -49,11 +58,24 @@ class LexicalIndex:
         self.db, self.collection = db, collection
         db.executescript(SCHEMA)
 
-    def put(self, doc_id: str, chunks: Iterable[tuple[str, str]]) -> None:
-        """(chunk_id, text) pairs of one document, replacing what it had."""
+    def put(self, doc_id: str, chunks: Iterable[Row]) -> None:
+        """The chunks of one document, replacing what it had."""
         self.drop(doc_id)
-        self.db.executemany("INSERT INTO chunks (collection, chunk_id, doc_id, text) VALUES (?, ?, ?, ?)",
-                            [(self.collection, cid, doc_id, text) for cid, text in chunks])
+        self.db.executemany(
+            "INSERT INTO chunks (collection, chunk_id, doc_id, chunk, page_start, page_end, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(self.collection, r.chunk_id, doc_id, r.chunk, r.page_start, r.page_end, r.text) for r in chunks])
+
+    def get(self, chunk_ids: Sequence[str]) -> dict[str, Row]:
+        """Stored chunks by id (texts and pages for hits and their neighbours, without asking Chroma)."""
+        found: dict[str, Row] = {}
+        for lo in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[lo:lo + 500])
+            rows = self.db.execute(
+                "SELECT chunk_id, chunk, page_start, page_end, text FROM chunks WHERE collection = ? "
+                f"AND chunk_id IN ({','.join('?' * len(part))})", (self.collection, *part))
+            found.update((r[0], Row(*r)) for r in rows)
+        return found
 
     def drop(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))

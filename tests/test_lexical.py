@@ -2,18 +2,22 @@ import sqlite3
 
 import pytest
 
-from rag.lexical import LexicalIndex, match_expression
+from rag.lexical import LexicalIndex, Row, match_expression
+
+
+def rows(doc, *texts):
+    return [Row(f"{doc}-{i}", i, 1, 1, t) for i, t in enumerate(texts)]
 
 
 @pytest.fixture
 def index():
     db = sqlite3.connect(":memory:", isolation_level=None)
     lexical = LexicalIndex(db, "kbase")
-    lexical.put("d1", [("d1-0", "This Agreement is governed by the laws of the State of California."),
-                       ("d1-1", "Either party may terminate this Agreement for convenience on 30 days notice.")])
-    lexical.put("d2", [("d2-0", "The laws of Delaware govern; venue lies in Wilmington."),
-                       ("d2-1", "Payment is due within sixty days of invoice.")])
-    LexicalIndex(db, "other").put("x", [("x-0", "California California California law")])  # another collection
+    lexical.put("d1", rows("d1", "This Agreement is governed by the laws of the State of California.",
+                           "Either party may terminate this Agreement for convenience on 30 days notice."))
+    lexical.put("d2", rows("d2", "The laws of Delaware govern; venue lies in Wilmington.",
+                           "Payment is due within sixty days of invoice."))
+    LexicalIndex(db, "other").put("x", rows("x", "California California California law"))  # another collection
     return lexical
 
 
@@ -28,7 +32,8 @@ def test_bm25_ranks_by_content_words_within_scope(index):
 
 
 def test_replace_and_drop_a_document(index):
-    index.put("d1", [("d1-0", "Replaced text about trademarks.")])
+    index.put("d1", rows("d1", "Replaced text about trademarks."))
+    assert index.get(["d1-0", "d1-1", "x-0"]) == {"d1-0": Row("d1-0", 0, 1, 1, "Replaced text about trademarks.")}
     assert index.search("convenience", 5) == []
     assert index.search("trademarks", 5)[0][0] == "d1-0"
     index.drop("d1")

@@ -1,0 +1,116 @@
+"""Question -> ranked hits: vector search in Chroma plus BM25 (rag.lexical), fused by reciprocal rank.
+
+Both halves see the same chunks of the same complete documents: the keyword index only ever holds
+complete documents, and the vector query hides the ones being written or removed. A question may be
+scoped to named documents ("ask about this contract").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.errors import RagError
+from rag.manifest import Manifest
+from rag.packing import Hit
+from rag.store import ChunkStore
+
+RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
+
+
+class UnknownDocumentError(RagError):
+    """A scope names a document the knowledge base does not hold."""
+
+
+@dataclass
+class Retrieved:
+    hits: list[Hit]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of ranked id lists: score(id) = sum over lists of 1 / (k + rank)."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class Retriever:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: ChunkStore | None = None):
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings)
+        self.store = store or ChunkStore(settings, self.embedder.model_id)
+        self.manifest = Manifest(settings.index_dir, settings.collection)
+        self._documents = None
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    def scope(self, documents: Sequence[str]) -> list[str]:
+        """Document ids for file names or paths; a name that matches nothing is an error that lists names."""
+        files = self.manifest.files()
+        ids: list[str] = []
+        for name in documents:
+            found = [row.doc_id for path, row in files.items()
+                     if row.doc_id and (path == name or Path(path).name == name)]
+            if not found:
+                known = sorted({Path(p).name for p, row in files.items() if row.doc_id})
+                shown = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
+                raise UnknownDocumentError(
+                    f"no document named {name!r} in collection {self.settings.collection!r} "
+                    f"(it holds {shown or 'nothing yet'}): check the name, or `rag ingest` it first")
+            ids.extend(found)
+        return list(dict.fromkeys(ids))
+
+    def search(self, question: str, k: int, documents: Sequence[str] | None = None) -> Retrieved:
+        """The k best chunks for the question, fused from vector and keyword search."""
+        t0 = time.perf_counter()
+        doc_ids = self.scope(documents) if documents else None
+        vector = self._vector(question, k, doc_ids)
+        t1 = time.perf_counter()
+        keyword = [cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids)]
+        t2 = time.perf_counter()
+        fused = fuse([vector, keyword])[:k]
+        self._documents = self.manifest.documents()
+        hits = self._hits(fused)
+        return Retrieved(hits, {"vector": t1 - t0, "keyword": t2 - t1, "fuse": time.perf_counter() - t2})
+
+    def neighbour(self, doc_id: str, index: int) -> Hit | None:
+        """The chunk next to a hit, for packing to grow a source with."""
+        hits = self._hits([(f"{doc_id}-{index:05d}", 0.0)], rank_from=0)
+        return hits[0] if hits else None
+
+    def _vector(self, question: str, k: int, doc_ids: list[str] | None) -> list[str]:
+        conditions = []
+        if doc_ids is not None:
+            conditions.append({"doc_id": {"$in": doc_ids}})
+        hidden = self.store.visible_filter(self.manifest.hidden())
+        if hidden:
+            conditions.append(hidden)
+        where = conditions[0] if len(conditions) == 1 else ({"$and": conditions} if conditions else None)
+        result = self.store.collection.query(query_embeddings=self.embedder.embed([question]), n_results=k,
+                                             where=where, include=[])
+        return result["ids"][0]
+
+    def _hits(self, ranked: list[tuple[str, float]], rank_from: int = 1) -> list[Hit]:
+        rows = self.manifest.lexical.get([cid for cid, _ in ranked])
+        if self._documents is None:
+            self._documents = self.manifest.documents()
+        documents, hits = self._documents, []
+        for cid, score in ranked:
+            row = rows.get(cid)
+            if row is None:
+                continue  # written by an ingest still running: not complete yet
+            doc_id = cid.rsplit("-", 1)[0]
+            if doc_id not in documents:
+                continue
+            path = documents[doc_id].path
+            hits.append(Hit(cid, doc_id, Path(path).name, path, row.chunk, row.page_start, row.page_end, row.text,
+                            score, rank_from + len(hits)))
+        return hits
