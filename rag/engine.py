@@ -1,0 +1,145 @@
+"""Question -> Answer: retrieve, pack golden-first within the budget, prompt, stream, cite.
+
+Budget for sources = min(settings.budget, model context window) - the prompt without sources (system
+message, question, chat template) - the answer reserve, all counted with the answering model's own
+tokenizer. The whole prompt is counted again before it is sent; it never exceeds the window.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.llm import LLM, open_llm
+from rag.packing import Packed, Source, pack
+from rag.prompts import NOT_FOUND, messages
+from rag.retrieval import Retriever
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+_WORD = re.compile(r"[a-z0-9]{3,}")
+_COMMON = frozenset("the and for that this with are was were from have has not any shall will which such".split())
+TOKENS_PER_CHUNK = 150  # fewer than a chunk really holds (~220 Llama-3 tokens): enough hits to fill the budget
+
+
+class PromptTooLongError(RagError):
+    """The question alone does not fit the model's context window."""
+
+
+@dataclass
+class Citation:
+    number: int
+    file: str
+    path: str
+    page_start: int
+    page_end: int
+    passage: str
+    inferred: bool = False  # True when the model cited nothing and the page was matched from its words
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    backend: str
+    citations: list[Citation]
+    sources: list[dict]  # in prompt order: number, rank, score, file, pages, tokens, hits
+    not_fitted: list[dict]  # hits that did not fit the budget
+    prompt_tokens: int
+    budget: int
+    ordering: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def abstained(self) -> bool:
+        return NOT_FOUND.lower().rstrip(".") in self.text.lower()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Engine:
+    def __init__(self, settings: Settings, *, llm: LLM | None = None, retriever: Retriever | None = None):
+        self.settings = settings
+        self.retriever = retriever or Retriever(settings)
+        self.llm = llm or open_llm(settings)
+
+    def close(self) -> None:
+        self.retriever.close()
+
+    def budget(self, question: str) -> int:
+        """Tokens left for sources once everything else in the prompt and the answer are counted."""
+        fixed = self.llm.count_messages(messages([], question))
+        left = min(self.settings.budget, self.llm.context_window - fixed - self.settings.max_answer_tokens,
+                   self.llm.max_budget or self.settings.budget)
+        if left <= 0:
+            raise PromptTooLongError(
+                f"the question takes {fixed} tokens of the model's {self.llm.context_window}: shorten it")
+        return left
+
+    def ask(self, question: str, documents: Sequence[str] | None = None,
+            on_token: Callable[[str], None] | None = None) -> Answer:
+        started = time.perf_counter()
+        budget = self.budget(question)
+        k = self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
+        retrieved = self.retriever.search(question, k, documents)
+        t_retrieved = time.perf_counter()
+        packed = self._pack(retrieved.hits, budget)
+        chat = messages([s.block() for s in packed.sources], question)
+        prompt_tokens = self.llm.count_messages(chat)
+        while prompt_tokens + self.settings.max_answer_tokens > self.llm.context_window and packed.sources:
+            packed = self._pack(retrieved.hits, budget - (prompt_tokens + self.settings.max_answer_tokens
+                                                          - self.llm.context_window) - 16)
+            chat = messages([s.block() for s in packed.sources], question)
+            prompt_tokens = self.llm.count_messages(chat)
+        t_packed = time.perf_counter()
+
+        parts: list[str] = []
+        first_token = None
+        for piece in self.llm.stream(chat, self.settings.max_answer_tokens):
+            if first_token is None:
+                first_token = time.perf_counter()
+            parts.append(piece)
+            if on_token:
+                on_token(piece)
+        done = time.perf_counter()
+        text = "".join(parts).strip()
+        return Answer(
+            question=question, text=text, backend=self.llm.describe,
+            citations=cite(text, packed.sources), sources=[_source_dict(s) for s in packed.sources],
+            not_fitted=[{"rank": h.rank, "file": h.file, "page": h.page_start, "chunk_id": h.chunk_id}
+                        for h in packed.dropped],
+            prompt_tokens=prompt_tokens, budget=budget, ordering=self.settings.ordering,
+            seconds={"retrieve": t_retrieved - started, "pack": t_packed - t_retrieved,
+                     "first_token": (first_token or done) - started, "total": done - started})
+
+    def _pack(self, hits, budget: int) -> Packed:
+        return pack(hits, budget, self.llm.count, ordering=self.settings.ordering,
+                    neighbour=self.retriever.neighbour, expand=self.settings.expand)
+
+
+def cite(text: str, sources: list[Source]) -> list[Citation]:
+    """The sources an answer cites as [n], each once, in the order first cited.
+
+    A model too small to cite (the bundled 135M one often is) still gets its answer tied to a page: the
+    source sharing the most words with the answer is cited, marked `inferred`.
+    """
+    by_number = {s.number: s for s in sources}
+    cited = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text)
+             for n in dict.fromkeys(int(m) for m in _CITATION.findall(text)) if (s := by_number.get(n))]
+    if cited or not sources or not text or NOT_FOUND.lower().rstrip(".") in text.lower():
+        return cited
+    words = set(_WORD.findall(text.lower())) - _COMMON
+    best = max(sources, key=lambda s: (len(words & set(_WORD.findall(s.text.lower()))), -s.rank))
+    if not words & set(_WORD.findall(best.text.lower())):
+        return []
+    return [Citation(best.number, best.file, best.path, best.page_start, best.page_end, best.text, inferred=True)]
+
+
+def _source_dict(s: Source) -> dict:
+    return {"number": s.number, "rank": s.rank, "score": round(s.score, 6), "file": s.file, "path": s.path,
+            "page_start": s.page_start, "page_end": s.page_end, "chunks": [s.first, s.last], "tokens": s.tokens,
+            "hits": list(s.hits), "text": s.text}

@@ -1,0 +1,162 @@
+"""Answering end to end: the embedded model in-process, and a real OpenAI-compatible server process
+(llama.cpp's, serving the same SmolLM2 GGUF: the API vLLM speaks)."""
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from rag.config import Settings
+from rag.engine import Engine
+from rag.indexer import ingest
+from rag.llm import LLMUnavailableError, ServerLLM, bundled_gguf
+from rag.retrieval import Retriever
+
+from conftest import CONTRACTS, ROOT
+
+NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, embedder):
+    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), collection="sample")
+    ingest(CONTRACTS, settings, embedder=embedder)
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_answer(answer, engine):
+    assert answer.text
+    assert answer.sources and answer.sources[0]["rank"] == 1  # golden: the best hit first
+    assert [s["number"] for s in answer.sources] == list(range(1, len(answer.sources) + 1))
+    assert sum(s["tokens"] for s in answer.sources) <= answer.budget
+    assert answer.prompt_tokens + engine.settings.max_answer_tokens <= engine.llm.context_window
+    assert {s["file"] for s in answer.sources} == {NETGEAR}
+    assert set(answer.seconds) == {"retrieve", "pack", "first_token", "total"}
+    for c in answer.citations:
+        assert c.file == NETGEAR and 1 <= c.page_start <= c.page_end <= 8
+
+
+def test_embedded_model_answers_from_the_sample_corpus(index, embedder):
+    settings = index.replace(llm_backend="embedded", max_answer_tokens=48)
+    engine = Engine(settings, retriever=Retriever(settings, embedder))
+    streamed = []
+    answer = engine.ask("Which state's law governs the agreement?", [NETGEAR], on_token=streamed.append)
+    engine.close()
+    check_answer(answer, engine)
+    assert "".join(streamed).strip() == answer.text
+    assert answer.backend.startswith("embedded: SmolLM2-135M-Instruct")
+    assert engine.llm.context_window == 8192
+    # the governing-law clause is the first source the model reads
+    assert "laws of the State of California" in " ".join(answer.sources[0]["text"].split())
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192",
+                             # llama-cpp-python 0.3.36's batched prompt decoding segfaults on this CPU
+                             # (AVX-512/AMX kernels); one token per batch is slow but sound
+                             "--n_batch", "1"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_server_backend_against_a_real_openai_compatible_server(index, embedder, llama_cpp_server):
+    settings = index.replace(llm_backend="vllm", llm_url=llama_cpp_server, llm_context_window=8192,
+                             max_answer_tokens=48, budget=1024)
+    engine = Engine(settings, retriever=Retriever(settings, embedder))
+    assert isinstance(engine.llm, ServerLLM)
+    streamed = []
+    answer = engine.ask("Which state's law governs the agreement?", [NETGEAR], on_token=streamed.append)
+    engine.close()
+    check_answer(answer, engine)
+    assert len(streamed) > 1 and "".join(streamed).strip() == answer.text  # streamed, piece by piece
+    assert answer.backend.startswith("vllm: ") and llama_cpp_server in answer.backend
+
+
+def test_server_down_names_the_url_and_how_to_start_it(index):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(LLMUnavailableError) as e:
+        ServerLLM(index.replace(llm_url=url))
+    assert url in str(e.value) and "vllm serve meta-llama/Llama-3.1-8B-Instruct" in str(e.value)
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "What law governs?", "--index",
+                          str(index.index_dir), "--collection", index.collection, "--backend", "vllm",
+                          "--llm-url", url], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1 and url in out.stderr and "Traceback" not in out.stderr
+
+
+class _SlowServer(http.server.BaseHTTPRequestHandler):
+    """A server that lists a model and then never answers a chat request in time."""
+
+    def do_GET(self):
+        body = json.dumps({"data": [{"id": "slow-model", "max_model_len": 8192}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        time.sleep(5)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_too_slow_gives_the_documented_error(index, embedder):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        settings = index.replace(llm_backend="vllm", llm_url=url, llm_timeout=1.0)
+        engine = Engine(settings, retriever=Retriever(settings, embedder))
+        assert engine.llm.context_window == 8192  # read from the server's max_model_len
+        started = time.monotonic()
+        with pytest.raises(LLMUnavailableError, match=f"{url} did not answer within 1 s"):
+            engine.ask("What law governs?", [NETGEAR])
+        assert time.monotonic() - started < 5
+        engine.close()
+    finally:
+        server.shutdown()
+
+
+def test_rag_ask_json_shows_golden_first_packing_within_budget(index):
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "What is the term of the agreement?", "--json",
+                          "--doc", NETGEAR, "--index", str(index.index_dir), "--collection", index.collection,
+                          "--backend", "embedded"], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "RAG_MAX_ANSWER_TOKENS": "32"})
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["backend"].startswith("embedded: ") and answer["ordering"] == "golden"
+    ranks = [s["rank"] for s in answer["sources"]]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    assert sum(s["tokens"] for s in answer["sources"]) <= answer["budget"] <= 2048
+    assert answer["prompt_tokens"] + 32 <= 8192
+    assert answer["citations"] and all(c["file"] == NETGEAR for c in answer["citations"])
+    assert set(answer["seconds"]) == {"retrieve", "pack", "first_token", "total"}
