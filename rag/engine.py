@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.llm import LLM, open_llm
+from rag.llm import LLM, ServerLLM, open_llm
 from rag.packing import Packed, Source, pack
 from rag.prompts import NOT_FOUND, messages
 from rag.retrieval import Retriever
@@ -118,7 +118,8 @@ class Engine:
 
     def _pack(self, hits, budget: int) -> Packed:
         return pack(hits, budget, self.llm.count, ordering=self.settings.ordering,
-                    neighbour=self.retriever.neighbour, expand=self.settings.expand)
+                    neighbour=self.retriever.neighbour, expand=self.settings.expand,
+                    llama_counts=isinstance(self.llm, ServerLLM))
 
 
 def cite(text: str, sources: list[Source]) -> list[Citation]:

@@ -118,7 +118,7 @@ class _Run:
         missing = {d.doc_id for d in self.manifest.documents().values() if d.state == "complete"}
         for doc_id in missing - self.manifest.lexical.documents():
             got = self.store.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
-            rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], text)
+            rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], m["tokens"], text)
                     for cid, text, m in zip(got["ids"], got["documents"], got["metadatas"])]
             with self.manifest.transaction() as m:
                 m.lexical.put(doc_id, rows)
@@ -199,8 +199,8 @@ class _Run:
                               [self._metadata(item, doc_id, i) for i in todo])
             self.timer["store"] += time.perf_counter() - t
         with self.manifest.transaction() as m:
-            m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, c.text)
-                                   for cid, c in zip(ids, item.chunks)))
+            m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text)
+                                   for cid, c, n in zip(ids, item.chunks, item.tokens)))
             m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
             m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
         self._add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))

@@ -15,8 +15,8 @@ from typing import Iterable, NamedTuple, Sequence
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, collection TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
-    chunk INTEGER NOT NULL, page_start INTEGER NOT NULL, page_end INTEGER NOT NULL, text TEXT NOT NULL,
-    UNIQUE (collection, chunk_id));
+    chunk INTEGER NOT NULL, page_start INTEGER NOT NULL, page_end INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    text TEXT NOT NULL, UNIQUE (collection, chunk_id));
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61');
@@ -42,6 +42,7 @@ class Row(NamedTuple):
     chunk: int  # index in its document
     page_start: int
     page_end: int
+    tokens: int  # Llama-3 tokens
     text: str
 
 
@@ -62,9 +63,10 @@ class LexicalIndex:
         """The chunks of one document, replacing what it had."""
         self.drop(doc_id)
         self.db.executemany(
-            "INSERT INTO chunks (collection, chunk_id, doc_id, chunk, page_start, page_end, text) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(self.collection, r.chunk_id, doc_id, r.chunk, r.page_start, r.page_end, r.text) for r in chunks])
+            "INSERT INTO chunks (collection, chunk_id, doc_id, chunk, page_start, page_end, tokens, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(self.collection, r.chunk_id, doc_id, r.chunk, r.page_start, r.page_end, r.tokens, r.text)
+             for r in chunks])
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, Row]:
         """Stored chunks by id (texts and pages for hits and their neighbours, without asking Chroma)."""
@@ -72,7 +74,7 @@ class LexicalIndex:
         for lo in range(0, len(chunk_ids), 500):
             part = list(chunk_ids[lo:lo + 500])
             rows = self.db.execute(
-                "SELECT chunk_id, chunk, page_start, page_end, text FROM chunks WHERE collection = ? "
+                "SELECT chunk_id, chunk, page_start, page_end, tokens, text FROM chunks WHERE collection = ? "
                 f"AND chunk_id IN ({','.join('?' * len(part))})", (self.collection, *part))
             found.update((r[0], Row(*r)) for r in rows)
         return found

@@ -103,9 +103,9 @@ class ServerLLM:
                 "the embedded model")
 
     def count(self, text: str) -> int:
-        from rag.tokens import count_llama3
+        from rag.tokens import llama3_tokens
 
-        return count_llama3([text])[0]
+        return llama3_tokens(text)
 
     def count_messages(self, messages: list[dict[str, str]]) -> int:
         """Tokens of the whole prompt under the Llama 3.1 chat template, generation header included."""

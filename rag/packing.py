@@ -9,8 +9,9 @@
 4. The sources are ordered for the prompt: `golden` (rank 1 first, then descending relevance),
    `reverse` (best last), `sandwich` (rank 1 first, rank 2 last, next to the question), `random`.
 
-Every count is of the exact block the model will read (`prompts.source_block`), with the caller's
-tokenizer, and the sum never exceeds the budget.
+Choosing counts each chunk once, an upper bound for a growing source (its overlap with its neighbour
+is counted twice); the chosen sources are then counted exactly, as the blocks the model will read
+(`prompts.source_block`), with the caller's tokenizer, and the sum never exceeds the budget.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rag.prompts import source_block
 
 ORDERINGS = ("golden", "reverse", "sandwich", "random")
 _WIDEST_NUMBER = 999  # "[999]" counts as many tokens as any number up to it
+_JOIN_SLACK = 2  # tokens a join may add where two texts meet
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Hit:
     text: str
     score: float
     rank: int  # 1 = best
+    tokens: int = 0  # its Llama-3 token count, if known (stored at ingestion)
 
 
 @dataclass(frozen=True)
@@ -73,21 +76,31 @@ Neighbour = Callable[[str, int], "Hit | None"]  # (doc_id, chunk index) -> that 
 
 
 def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *, ordering: str = "golden",
-         neighbour: Neighbour | None = None, expand: int = 2, seed: int = 0) -> Packed:
+         neighbour: Neighbour | None = None, expand: int = 2, seed: int = 0, llama_counts: bool = False) -> Packed:
+    """`llama_counts`: count_tokens is the Llama-3 tokenizer, so hits' stored counts may stand in while choosing."""
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
 
-    def cost(s: Source) -> int:
+    def exact(s: Source) -> int:
         return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text))
 
+    def piece(h: Hit) -> int:  # a chunk counted once; with its overlap, so joins are over-estimated
+        return (h.tokens if h.tokens and llama_counts else count_tokens(h.text)) + _JOIN_SLACK
+
+    # Choosing counts each chunk once (an upper bound for a source that grows); the result is then
+    # counted exactly, block by block, and trimmed in the rare case the bound was not one.
     sources: list[Source] = []
     used, dropped = 0, []
     for hit in sorted(hits, key=lambda h: h.rank):
-        if any(s.doc_id == hit.doc_id and s.first <= hit.chunk <= s.last for s in sources):
+        if _taken(sources, hit.doc_id, hit.chunk):
             continue  # already inside a source (a duplicate hit)
         at = next((i for i, s in enumerate(sources) if s.doc_id == hit.doc_id
                    and (hit.chunk == s.last + 1 or hit.chunk == s.first - 1)), None)
-        grown = _join(sources[at], hit, count_tokens, cost) if at is not None else _open(hit, cost)
+        if at is None:
+            grown = _open(hit)
+            grown = replace(grown, tokens=exact(grown))
+        else:
+            grown = replace(_join(sources[at], hit), tokens=sources[at].tokens + piece(hit))
         extra = grown.tokens - (sources[at].tokens if at is not None else 0)
         if used + extra > budget:
             dropped.append(hit)
@@ -108,35 +121,36 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
                     near = neighbour(sources[i].doc_id, index)
                     if near is None:
                         continue
-                    grown = _join(sources[i], near, count_tokens, cost, as_hit=False)
-                    if used + grown.tokens - sources[i].tokens <= budget:
-                        used += grown.tokens - sources[i].tokens
-                        sources[i] = grown
+                    extra = piece(near)
+                    if used + extra <= budget:
+                        used += extra
+                        sources[i] = replace(_join(sources[i], near, as_hit=False), tokens=sources[i].tokens + extra)
                         grew = True
             if not grew:
                 break
 
-    merged = _merge_adjacent(sources, cost)
-    if sum(s.tokens for s in merged) <= used:  # merging drops a header and the overlap: it only saves tokens
-        sources, used = merged, sum(s.tokens for s in merged)
+    sources = [replace(s, tokens=exact(s)) for s in _merge_adjacent(sources)]
+    while sum(s.tokens for s in sources) > budget:  # the bound failed: give up the least relevant source
+        worst = max(sources, key=lambda s: s.rank)
+        sources.remove(worst)
+        dropped.extend(h for h in hits if h.rank in worst.hits)
     ordered = _order(sources, ordering, seed)
-    return Packed([replace(s, number=n) for n, s in enumerate(ordered, 1)], used, budget, dropped)
+    return Packed([replace(s, number=n) for n, s in enumerate(ordered, 1)], sum(s.tokens for s in sources),
+                  budget, dropped)
 
 
-def _open(hit: Hit, cost) -> Source:
-    s = Source(0, hit.rank, hit.score, hit.doc_id, hit.file, hit.path, hit.chunk, hit.chunk, hit.page_start,
-               hit.page_end, hit.text, 0, (hit.rank,))
-    return replace(s, tokens=cost(s))
+def _open(hit: Hit) -> Source:
+    return Source(0, hit.rank, hit.score, hit.doc_id, hit.file, hit.path, hit.chunk, hit.chunk, hit.page_start,
+                  hit.page_end, hit.text, 0, (hit.rank,))
 
 
-def _join(s: Source, hit: Hit, count_tokens, cost, as_hit: bool = True) -> Source:
+def _join(s: Source, hit: Hit, as_hit: bool = True) -> Source:
     """The source with `hit` (the chunk just after or before it) added, their overlap removed."""
     after = hit.chunk == s.last + 1
     text = overlap_join(s.text, hit.text) if after else overlap_join(hit.text, s.text)
-    grown = replace(s, text=text, first=min(s.first, hit.chunk), last=max(s.last, hit.chunk),
-                    page_start=min(s.page_start, hit.page_start), page_end=max(s.page_end, hit.page_end),
-                    hits=s.hits + ((hit.rank,) if as_hit else ()))
-    return replace(grown, tokens=cost(grown))
+    return replace(s, text=text, first=min(s.first, hit.chunk), last=max(s.last, hit.chunk),
+                   page_start=min(s.page_start, hit.page_start), page_end=max(s.page_end, hit.page_end),
+                   hits=s.hits + ((hit.rank,) if as_hit else ()))
 
 
 def overlap_join(first: str, second: str, longest: int = 2000) -> str:
@@ -154,16 +168,15 @@ def _taken(sources: list[Source], doc_id: str, index: int) -> bool:
     return any(s.doc_id == doc_id and s.first <= index <= s.last for s in sources)
 
 
-def _merge_adjacent(sources: list[Source], cost) -> list[Source]:
+def _merge_adjacent(sources: list[Source]) -> list[Source]:
     merged: list[Source] = []
     for s in sorted(sources, key=lambda s: (s.doc_id, s.first)):
         m = merged[-1] if merged else None
         if m is None or m.doc_id != s.doc_id or s.first != m.last + 1:
             merged.append(s)
             continue
-        joined = replace(m, rank=min(m.rank, s.rank), score=max(m.score, s.score), text=overlap_join(m.text, s.text),
-                         last=s.last, page_end=max(m.page_end, s.page_end), hits=m.hits + s.hits)
-        merged[-1] = replace(joined, tokens=cost(joined))
+        merged[-1] = replace(m, rank=min(m.rank, s.rank), score=max(m.score, s.score), text=overlap_join(m.text, s.text),
+                             last=s.last, page_end=max(m.page_end, s.page_end), hits=m.hits + s.hits)
     return merged
 
 

@@ -112,5 +112,5 @@ class Retriever:
                 continue
             path = documents[doc_id].path
             hits.append(Hit(cid, doc_id, Path(path).name, path, row.chunk, row.page_start, row.page_end, row.text,
-                            score, rank_from + len(hits)))
+                            score, rank_from + len(hits), row.tokens))
         return hits

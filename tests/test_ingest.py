@@ -29,12 +29,12 @@ def stored(settings, embedder):
     m = Manifest(settings.index_dir, settings.collection)
     docs = sorted((d.doc_id, d.state, d.path, d.pages, d.chunks, d.tokens) for d in m.documents().values())
     files = sorted((f.path, f.doc_id, f.status, f.pages, f.chunks) for f in m.files().values())
-    keyword = sorted(m.db.execute("SELECT chunk_id, doc_id, chunk, page_start, page_end, text FROM chunks "
+    keyword = sorted(m.db.execute("SELECT chunk_id, doc_id, chunk, page_start, page_end, text, tokens FROM chunks "
                                   "WHERE collection = ?", (settings.collection,)).fetchall())
     m.close()
     assert [(k[0], k[5]) for k in keyword] == [(cid, text) for cid, text, _ in chunks]  # the same chunks
-    assert [(k[2], k[3], k[4]) for k in keyword] == [
-        (meta["chunk"], meta["page_start"], meta["page_end"]) for meta in (json.loads(c[2]) for c in chunks)]
+    assert [(k[2], k[3], k[4], k[6]) for k in keyword] == [(meta["chunk"], meta["page_start"], meta["page_end"],
+                                                            meta["tokens"]) for meta in (json.loads(c[2]) for c in chunks)]
     return chunks, docs, files, keyword
 
 

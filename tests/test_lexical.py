@@ -6,7 +6,7 @@ from rag.lexical import LexicalIndex, Row, match_expression
 
 
 def rows(doc, *texts):
-    return [Row(f"{doc}-{i}", i, 1, 1, t) for i, t in enumerate(texts)]
+    return [Row(f"{doc}-{i}", i, 1, 1, len(t.split()), t) for i, t in enumerate(texts)]
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_bm25_ranks_by_content_words_within_scope(index):
 
 def test_replace_and_drop_a_document(index):
     index.put("d1", rows("d1", "Replaced text about trademarks."))
-    assert index.get(["d1-0", "d1-1", "x-0"]) == {"d1-0": Row("d1-0", 0, 1, 1, "Replaced text about trademarks.")}
+    assert index.get(["d1-0", "d1-1", "x-0"]) == {"d1-0": Row("d1-0", 0, 1, 1, 4, "Replaced text about trademarks.")}
     assert index.search("convenience", 5) == []
     assert index.search("trademarks", 5)[0][0] == "d1-0"
     index.drop("d1")

@@ -15,8 +15,9 @@ def chunk_text(doc: str, i: int) -> str:
 
 
 def hit(doc: str, i: int, rank: int) -> Hit:
+    text = chunk_text(doc, i)
     return Hit(f"{doc}-{i}", doc, f"{doc}.pdf", f"/x/{doc}.pdf", i, i // 3 + 1, (i + 1) // 3 + 1,
-               chunk_text(doc, i), 1.0 / rank, rank)
+               text, 1.0 / rank, rank, count_llama3([text])[0])  # the count ingestion stores
 
 
 def neighbour(doc: str, i: int):
@@ -39,7 +40,8 @@ def test_budget_never_exceeded(count, ordering):
         picks = rng.sample([(d, i) for d in "ABC" for i in range(100)], rng.randint(1, 40))
         hits = [hit(d, i, r) for r, (d, i) in enumerate(picks, 1)]
         budget = rng.randint(0, 3000)
-        packed = pack(hits, budget, count, ordering=ordering, neighbour=neighbour if trial % 2 else None, seed=trial)
+        packed = pack(hits, budget, count, ordering=ordering, neighbour=neighbour if trial % 2 else None, seed=trial,
+                      llama_counts=count is llama)
         assert packed.tokens <= budget
         assert packed.tokens == sum(count(s.block()) for s in packed.sources) or count is llama
         assert count("".join(s.block() for s in packed.sources)) <= budget + len(packed.sources)
