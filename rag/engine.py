@@ -83,6 +83,9 @@ class Engine:
     def ask(self, question: str, documents: Sequence[str] | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
         started = time.perf_counter()
+        if not self.retriever.manifest.documents():
+            raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
+                           "add documents with `rag ingest FOLDER` first")
         budget = self.budget(question)
         k = self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
         retrieved = self.retriever.search(question, k, documents)

@@ -12,6 +12,8 @@ Order of writes, which is what makes a killed run safe to rerun:
   4. after all files: documents no file points at, and leftovers of killed runs, are hidden then deleted.
 
 While the main process embeds, a worker process reads, parses and chunks the next files (rag.prepare).
+It is started with multiprocessing's "spawn", which imports the calling script again: a script that
+calls `ingest` must do so under `if __name__ == "__main__":`, as with any multiprocessing code.
 """
 
 from __future__ import annotations

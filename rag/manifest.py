@@ -57,7 +57,10 @@ class Manifest:
     def __init__(self, index_dir: Path, collection: str):
         index_dir.mkdir(parents=True, exist_ok=True)
         self.collection = collection
-        self.db = sqlite3.connect(index_dir / "manifest.sqlite", timeout=30, isolation_level=None)
+        # check_same_thread=False: retrieval runs the keyword search in a thread while the vector search
+        # runs; the connection is never used by two threads at once
+        self.db = sqlite3.connect(index_dir / "manifest.sqlite", timeout=30, isolation_level=None,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
@@ -88,6 +91,17 @@ class Manifest:
             "SELECT doc_id, sha256, state, path, pages, chunks, tokens, ingested_at FROM documents "
             "WHERE collection = ? AND doc_id = ?", (self.collection, doc_id)).fetchone()
         return Document(*row) if row else None
+
+    def paths(self, doc_ids) -> dict[str, str]:
+        """The path each complete document's chunks are labelled with."""
+        ids = list(doc_ids)
+        found: dict[str, str] = {}
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            found.update(self.db.execute(
+                f"SELECT doc_id, path FROM documents WHERE collection = ? AND state = 'complete' "
+                f"AND doc_id IN ({','.join('?' * len(part))})", (self.collection, *part)))
+        return found
 
     def hidden(self) -> list[str]:
         """Documents whose chunks queries must not see (being written, or being removed)."""

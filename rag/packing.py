@@ -129,7 +129,8 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
             if not grew:
                 break
 
-    sources = [replace(s, tokens=exact(s)) for s in _merge_adjacent(sources)]
+    sources = _merge_adjacent(sources)
+    sources = [replace(s, tokens=exact(s)) for s in sources]
     while sum(s.tokens for s in sources) > budget:  # the bound failed: give up the least relevant source
         worst = max(sources, key=lambda s: s.rank)
         sources.remove(worst)

@@ -7,6 +7,7 @@ scoped to named documents ("ask about this contract").
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ class Retriever:
         self.embedder = embedder or Embedder(settings)
         self.store = store or ChunkStore(settings, self.embedder.model_id)
         self.manifest = Manifest(settings.index_dir, settings.collection)
-        self._documents = None
+        self._paths: dict[str, str] = {}  # doc_id -> path, for the hits of the current question
 
     def close(self) -> None:
         self.manifest.close()
@@ -72,27 +73,36 @@ class Retriever:
         """The k best chunks for the question, fused from vector and keyword search."""
         t0 = time.perf_counter()
         doc_ids = self.scope(documents) if documents else None
-        vector = self._vector(question, k, doc_ids)
+        keyword: list[str] = []
+        hidden = self.manifest.hidden()
+
+        def keyword_search():  # SQLite releases the GIL: this runs while the model embeds the question
+            keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids))
+
+        worker = threading.Thread(target=keyword_search)
+        worker.start()
+        try:
+            vector = self._vector(question, k, doc_ids, hidden)
+        finally:
+            worker.join()
         t1 = time.perf_counter()
-        keyword = [cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids)]
-        t2 = time.perf_counter()
         fused = fuse([vector, keyword])[:k]
-        self._documents = self.manifest.documents()
+        t2 = time.perf_counter()
+        self._paths = {}
         hits = self._hits(fused)
-        return Retrieved(hits, {"vector": t1 - t0, "keyword": t2 - t1, "fuse": time.perf_counter() - t2})
+        return Retrieved(hits, {"search": t1 - t0, "fuse": t2 - t1, "fetch": time.perf_counter() - t2})
 
     def neighbour(self, doc_id: str, index: int) -> Hit | None:
         """The chunk next to a hit, for packing to grow a source with."""
         hits = self._hits([(f"{doc_id}-{index:05d}", 0.0)], rank_from=0)
         return hits[0] if hits else None
 
-    def _vector(self, question: str, k: int, doc_ids: list[str] | None) -> list[str]:
+    def _vector(self, question: str, k: int, doc_ids: list[str] | None, hidden: list[str] = ()) -> list[str]:
         conditions = []
         if doc_ids is not None:
             conditions.append({"doc_id": {"$in": doc_ids}})
-        hidden = self.store.visible_filter(self.manifest.hidden())
         if hidden:
-            conditions.append(hidden)
+            conditions.append(self.store.visible_filter(hidden))
         where = conditions[0] if len(conditions) == 1 else ({"$and": conditions} if conditions else None)
         result = self.store.collection.query(query_embeddings=self.embedder.embed([question]), n_results=k,
                                              where=where, include=[])
@@ -100,17 +110,16 @@ class Retriever:
 
     def _hits(self, ranked: list[tuple[str, float]], rank_from: int = 1) -> list[Hit]:
         rows = self.manifest.lexical.get([cid for cid, _ in ranked])
-        if self._documents is None:
-            self._documents = self.manifest.documents()
-        documents, hits = self._documents, []
+        doc_of = {cid: cid.rsplit("-", 1)[0] for cid in rows}
+        missing = set(doc_of.values()) - self._paths.keys()
+        if missing:
+            self._paths.update(self.manifest.paths(missing))
+        hits = []
         for cid, score in ranked:
             row = rows.get(cid)
-            if row is None:
-                continue  # written by an ingest still running: not complete yet
-            doc_id = cid.rsplit("-", 1)[0]
-            if doc_id not in documents:
-                continue
-            path = documents[doc_id].path
-            hits.append(Hit(cid, doc_id, Path(path).name, path, row.chunk, row.page_start, row.page_end, row.text,
-                            score, rank_from + len(hits), row.tokens))
+            path = self._paths.get(doc_of.get(cid, ""))
+            if row is None or path is None:
+                continue  # written by an ingest still running, or being removed: not visible
+            hits.append(Hit(cid, doc_of[cid], Path(path).name, path, row.chunk, row.page_start, row.page_end,
+                            row.text, score, rank_from + len(hits), row.tokens))
         return hits
