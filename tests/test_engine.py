@@ -160,3 +160,9 @@ def test_rag_ask_json_shows_golden_first_packing_within_budget(index):
     assert answer["prompt_tokens"] + 32 <= 8192
     assert answer["citations"] and all(c["file"] == NETGEAR for c in answer["citations"])
     assert set(answer["seconds"]) == {"retrieve", "pack", "first_token", "total"}
+
+
+def test_an_empty_knowledge_base_says_to_ingest(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "What law governs?", "--index",
+                          str(tmp_path / "empty"), "--backend", "embedded"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1 and "rag ingest FOLDER" in out.stderr and "Traceback" not in out.stderr
