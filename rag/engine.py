@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from rag.config import Settings
-from rag.errors import RagError
+from rag.errors import PromptTooLongError, RagError
 from rag.llm import LLM, ServerLLM, open_llm
 from rag.packing import Packed, Source, pack
 from rag.prompts import NOT_FOUND, messages
@@ -23,10 +23,6 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _WORD = re.compile(r"[a-z0-9]{3,}")
 _COMMON = frozenset("the and for that this with are was were from have has not any shall will which such".split())
 TOKENS_PER_CHUNK = 150  # fewer than a chunk really holds (~220 Llama-3 tokens): enough hits to fill the budget
-
-
-class PromptTooLongError(RagError):
-    """The question alone does not fit the model's context window."""
 
 
 @dataclass
@@ -94,8 +90,8 @@ class Engine:
         chat = messages([s.block() for s in packed.sources], question)
         prompt_tokens = self.llm.count_messages(chat)
         while prompt_tokens + self.settings.max_answer_tokens > self.llm.context_window and packed.sources:
-            packed = self._pack(retrieved.hits, budget - (prompt_tokens + self.settings.max_answer_tokens
-                                                          - self.llm.context_window) - 16)
+            budget -= prompt_tokens + self.settings.max_answer_tokens - self.llm.context_window + 16
+            packed = self._pack(retrieved.hits, max(0, budget))
             chat = messages([s.block() for s in packed.sources], question)
             prompt_tokens = self.llm.count_messages(chat)
         t_packed = time.perf_counter()

@@ -32,6 +32,18 @@ class EmbeddingError(RagError):
     """The embedding model could not be loaded."""
 
 
+class LLMUnavailableError(RagError):
+    """The configured language-model server did not answer, or answered with an error."""
+
+
+class UnknownDocumentError(RagError):
+    """A question's scope names a document the knowledge base does not hold."""
+
+
+class PromptTooLongError(RagError):
+    """The question alone does not fit the model's context window."""
+
+
 class FileError(RagError):
     """One file could not be ingested; `status` is its report status, str(e) the reason."""
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from rag.config import Settings
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, LLMUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ VLLM_COMMAND = "vllm serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 1310
 _LLAMA31_SYSTEM_PREAMBLE = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
 BUNDLED_MAX_BUDGET = 2048  # source tokens given to the bundled SmolLM2-135M, whatever the budget setting
 TEMPLATE_MARGIN = 16  # tokens kept free for chat-template details that differ between server versions
-
-
-class LLMUnavailableError(RagError):
-    """The configured language-model server did not answer, or answered with an error."""
 
 
 class LLM(Protocol):

@@ -15,16 +15,12 @@ from typing import Sequence
 
 from rag.config import Settings
 from rag.embeddings import Embedder
-from rag.errors import RagError
+from rag.errors import UnknownDocumentError
 from rag.manifest import Manifest
 from rag.packing import Hit
 from rag.store import ChunkStore
 
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
-
-
-class UnknownDocumentError(RagError):
-    """A scope names a document the knowledge base does not hold."""
 
 
 @dataclass

@@ -15,7 +15,8 @@ import pytest
 from rag.config import Settings
 from rag.engine import Engine
 from rag.indexer import ingest
-from rag.llm import LLMUnavailableError, ServerLLM, bundled_gguf
+from rag.errors import LLMUnavailableError
+from rag.llm import ServerLLM, bundled_gguf
 from rag.retrieval import Retriever
 
 from conftest import CONTRACTS, ROOT

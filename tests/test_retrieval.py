@@ -7,7 +7,8 @@ import pytest
 
 from rag.config import Settings
 from rag.indexer import ingest
-from rag.retrieval import Retriever, UnknownDocumentError, fuse
+from rag.errors import UnknownDocumentError
+from rag.retrieval import Retriever, fuse
 
 from conftest import CONTRACTS, ROOT
 
