@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # libraries' own tqdm bars (e.g. the GGUF de-quantizer's) are noise here: progress is ours to show.
+    # tqdm reads this when it is first imported, which the heavy libraries do lazily, after this line.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import threading
 import urllib.error
 import urllib.request
@@ -189,7 +188,6 @@ class EmbeddedLLM:
                 from transformers import AutoModelForCausalLM
 
                 transformers.logging.disable_progress_bar()
-                os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF de-quantizer's own progress bar
                 kwargs = {"gguf_file": self.gguf} if self.gguf else {}
                 device = "cuda" if torch.cuda.is_available() else "cpu"
                 dtype = torch.bfloat16 if device == "cuda" else torch.float32
