@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
-from rag.llm import LLM, ServerLLM, open_llm
+from rag.llm import LLM, open_llm
 from rag.packing import Packed, Source, pack
 from rag.prompts import NOT_FOUND, messages
 from rag.retrieval import Retriever
@@ -79,7 +79,7 @@ class Engine:
     def ask(self, question: str, documents: Sequence[str] | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
         started = time.perf_counter()
-        if not self.retriever.manifest.documents():
+        if not self.retriever.manifest.has_documents():
             raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
                            "add documents with `rag ingest FOLDER` first")
         budget = self.budget(question)
@@ -118,7 +118,7 @@ class Engine:
     def _pack(self, hits, budget: int) -> Packed:
         return pack(hits, budget, self.llm.count, ordering=self.settings.ordering,
                     neighbour=self.retriever.neighbour, expand=self.settings.expand,
-                    llama_counts=isinstance(self.llm, ServerLLM))
+                    llama_counts=self.llm.counts_llama3)
 
 
 def cite(text: str, sources: list[Source]) -> list[Citation]:

@@ -39,7 +39,7 @@ class LLM(Protocol):
     describe: str  # e.g. "vllm: meta-llama/Llama-3.1-8B-Instruct at http://localhost:8000 (131072 tokens)"
     context_window: int
     max_budget: int  # 0, or the most source tokens this model should be given
-    is_llama: bool
+    counts_llama3: bool  # `count` is Meta's Llama-3 tokenizer (so counts stored at ingestion apply)
 
     def count(self, text: str) -> int: ...
 
@@ -84,7 +84,7 @@ class ServerLLM:
             window = 8192
             log.warning("%s does not say its context window; assuming %d (set RAG_LLM_CONTEXT_WINDOW)", self.url, window)
         self.context_window = window
-        self.is_llama = "llama" in self.model.lower()
+        self.counts_llama3 = True
         self.max_budget = 0
         self.describe = f"vllm: {self.model} at {self.url} ({window} tokens)"
         from llama_index.llms.openai_like import OpenAILike
@@ -154,7 +154,7 @@ class EmbeddedLLM:
             self.location, self.gguf, self.name = str(path.parent), path.name, "SmolLM2-135M-Instruct (Q4_1 GGUF)"
             # a 135M model reads a few pages well, not 8K tokens; and its prompt costs ~3.5 ms a token here
             self.max_budget = BUNDLED_MAX_BUDGET
-        self.is_llama = "llama" in self.name.lower()
+        self.counts_llama3 = False
         self.max_budget = getattr(self, "max_budget", 0)
         self._model = self._tokenizer = None
         self._lock = threading.Lock()

@@ -86,6 +86,10 @@ class Manifest:
             "WHERE collection = ?", (self.collection,))
         return {r[0]: Document(*r) for r in rows}
 
+    def has_documents(self) -> bool:
+        return self.db.execute("SELECT 1 FROM documents WHERE collection = ? AND state = 'complete' LIMIT 1",
+                               (self.collection,)).fetchone() is not None
+
     def document(self, doc_id: str) -> Document | None:
         row = self.db.execute(
             "SELECT doc_id, sha256, state, path, pages, chunks, tokens, ingested_at FROM documents "
