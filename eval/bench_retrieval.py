@@ -83,16 +83,22 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=19)
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("eval/reports/retrieval_benchmark"))
+    parser.add_argument("--index", type=Path, help="keep the built index here, and reuse it when it is there")
     args = parser.parse_args()
     lines = args.questions_file.read_text().splitlines()
     questions = [json.loads(line)["question"] for line in random.Random(0).sample(lines, args.questions)]
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(index_dir=Path(tmp), collection="bench", embed_dtype="bfloat16")
+        settings = Settings(index_dir=args.index or Path(tmp), collection="bench", embed_dtype="bfloat16")
         embedder = Embedder(settings)
         started = time.perf_counter()
-        chunks = build(args.docs, settings, embedder, args.copies)
-        build_s = time.perf_counter() - started
+        built = (settings.index_dir / "built.json")
+        if built.exists():
+            chunks, build_s = json.loads(built.read_text())
+        else:
+            chunks = build(args.docs, settings, embedder, args.copies)
+            build_s = time.perf_counter() - started
+            built.write_text(json.dumps([chunks, build_s]))
 
         from llama_index.core import VectorStoreIndex
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -115,7 +121,7 @@ def main() -> None:
             for q in questions:
                 t = time.perf_counter()
                 hits = retriever.search(q, k).hits
-                packed = pack(hits, budget, llama3_tokens, neighbour=retriever.neighbour, llama_counts=True)
+                packed = pack(hits, budget, llama3_tokens, neighbours=retriever.neighbours, llama_counts=True)
                 ours.append(time.perf_counter() - t)
                 used.append(packed.tokens)
                 sources.append(len(packed.sources))

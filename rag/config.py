@@ -114,6 +114,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, *, environ: Mappin
     return Settings(**values)
 
 
+def parse_tokens(value: Any) -> int:
+    """An int, where "32k" means 32,768 (token counts are written that way)."""
+    if isinstance(value, str) and value.strip().lower().endswith("k"):
+        return int(value.strip()[:-1]) * 1024
+    return int(value)
+
+
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     kind = typing.get_type_hints(Settings)[f.name]
     if isinstance(kind, types.UnionType):  # X | None
@@ -128,9 +135,7 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
                 return value.lower() in {"1", "true", "yes", "on"}
             return bool(value)
         if kind is int:
-            if isinstance(value, str) and value.strip().lower().endswith("k"):  # 32k = 32,768 tokens
-                return int(value.strip()[:-1]) * 1024
-            return int(value)
+            return parse_tokens(value)
         if kind is float:
             return float(value)
         if typing.get_origin(kind) is tuple:

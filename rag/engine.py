@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
 from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
 from rag.llm import LLM, open_llm
-from rag.packing import Packed, Source, pack
+from rag.packing import Hit, Packed, Source, pack, reorder
 from rag.prompts import NOT_FOUND, messages
 from rag.retrieval import Retriever
 
@@ -57,6 +57,20 @@ class Answer:
         return asdict(self)
 
 
+@dataclass
+class Context:
+    """What the model will read for one question: the packed sources as chat messages, counted."""
+
+    question: str
+    hits: list[Hit]  # retrieved, best first, before packing
+    packed: Packed
+    chat: list[dict[str, str]]
+    prompt_tokens: int
+    budget: int
+    ordering: str
+    seconds: dict[str, float] = field(default_factory=dict)  # retrieve, pack
+
+
 class Engine:
     def __init__(self, settings: Settings, *, llm: LLM | None = None, retriever: Retriever | None = None):
         self.settings = settings
@@ -66,11 +80,12 @@ class Engine:
     def close(self) -> None:
         self.retriever.close()
 
-    def budget(self, question: str) -> int:
+    def budget(self, question: str, budget: int | None = None) -> int:
         """Tokens left for sources once everything else in the prompt and the answer are counted."""
         fixed = self.llm.count_messages(messages([], question))
-        left = min(self.settings.budget, self.llm.context_window - fixed - self.settings.max_answer_tokens,
-                   self.llm.max_budget or self.settings.budget)
+        wanted = budget or self.settings.budget
+        left = min(wanted, self.llm.context_window - fixed - self.settings.max_answer_tokens,
+                   self.llm.max_budget or wanted)
         if left <= 0:
             raise PromptTooLongError(
                 f"the question takes {fixed} tokens of the model's {self.llm.context_window}: shorten it")
@@ -78,27 +93,45 @@ class Engine:
 
     def ask(self, question: str, documents: Sequence[str] | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
+        return self.answer(self.context(question, documents), on_token)
+
+    def context(self, question: str, documents: Sequence[str] | None = None, *, budget: int | None = None,
+                ordering: str | None = None) -> Context:
+        """Retrieve and pack: the prompt for `question`, within `budget` (default: settings) and the window."""
         started = time.perf_counter()
         if not self.retriever.manifest.has_documents():
             raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
                            "add documents with `rag ingest FOLDER` first")
-        budget = self.budget(question)
+        budget = self.budget(question, budget)
         k = self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
-        retrieved = self.retriever.search(question, k, documents)
-        t_retrieved = time.perf_counter()
-        packed = self._pack(retrieved.hits, budget)
+        hits = self.retriever.search(question, k, documents).hits
+        retrieved = time.perf_counter()
+        ordering = ordering or self.settings.ordering
+        packed = self._pack(hits, budget, ordering)
         chat = messages([s.block() for s in packed.sources], question)
         prompt_tokens = self.llm.count_messages(chat)
         while prompt_tokens + self.settings.max_answer_tokens > self.llm.context_window and packed.sources:
             budget -= prompt_tokens + self.settings.max_answer_tokens - self.llm.context_window + 16
-            packed = self._pack(retrieved.hits, max(0, budget))
+            packed = self._pack(hits, max(0, budget), ordering)
             chat = messages([s.block() for s in packed.sources], question)
             prompt_tokens = self.llm.count_messages(chat)
-        t_packed = time.perf_counter()
+        return Context(question, hits, packed, chat, prompt_tokens, budget, ordering,
+                       {"retrieve": retrieved - started, "pack": time.perf_counter() - retrieved})
 
+    def reordered(self, context: Context, ordering: str) -> Context:
+        """The same sources in another order (for ablations: what ordering alone changes)."""
+        started = time.perf_counter()
+        packed = reorder(context.packed, ordering)
+        chat = messages([s.block() for s in packed.sources], context.question)
+        return replace(context, packed=packed, chat=chat, prompt_tokens=self.llm.count_messages(chat),
+                       ordering=ordering, seconds={**context.seconds, "pack": time.perf_counter() - started})
+
+    def answer(self, context: Context, on_token: Callable[[str], None] | None = None) -> Answer:
+        """Stream the model's answer to a prepared context and tie its [n] citations to file and page."""
+        started = time.perf_counter()
         parts: list[str] = []
         first_token = None
-        for piece in self.llm.stream(chat, self.settings.max_answer_tokens):
+        for piece in self.llm.stream(context.chat, self.settings.max_answer_tokens):
             if first_token is None:
                 first_token = time.perf_counter()
             parts.append(piece)
@@ -106,18 +139,19 @@ class Engine:
                 on_token(piece)
         done = time.perf_counter()
         text = "".join(parts).strip()
+        packed, before = context.packed, sum(context.seconds.values())
         return Answer(
-            question=question, text=text, backend=self.llm.describe,
+            question=context.question, text=text, backend=self.llm.describe,
             citations=cite(text, packed.sources), sources=[_source_dict(s) for s in packed.sources],
             not_fitted=[{"rank": h.rank, "file": h.file, "page": h.page_start, "chunk_id": h.chunk_id}
                         for h in packed.dropped],
-            prompt_tokens=prompt_tokens, budget=budget, ordering=self.settings.ordering,
-            seconds={"retrieve": t_retrieved - started, "pack": t_packed - t_retrieved,
-                     "first_token": (first_token or done) - started, "total": done - started})
+            prompt_tokens=context.prompt_tokens, budget=context.budget, ordering=context.ordering,
+            seconds={**context.seconds, "first_token": before + (first_token or done) - started,
+                     "total": before + done - started})
 
-    def _pack(self, hits, budget: int) -> Packed:
-        return pack(hits, budget, self.llm.count, ordering=self.settings.ordering,
-                    neighbour=self.retriever.neighbour, expand=self.settings.expand,
+    def _pack(self, hits, budget: int, ordering: str) -> Packed:
+        return pack(hits, budget, self.llm.count, ordering=ordering,
+                    neighbours=self.retriever.neighbours, expand=self.settings.expand,
                     llama_counts=self.llm.counts_llama3)
 
 

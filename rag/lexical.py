@@ -68,6 +68,8 @@ class LexicalIndex:
 
     def __init__(self, db, collection: str):
         self.db, self.collection = db, collection
+        self._df: dict[str, int] = {}  # chunks per word stem, for _selective
+        self._df_version: tuple[int, int] | None = None
         db.executescript(SCHEMA + QUESTION_SCHEMA)
 
     def put(self, doc_id: str, chunks: Iterable[Row]) -> None:
@@ -100,32 +102,47 @@ class LexicalIndex:
     def search(self, question: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """The k best chunks by BM25, as (chunk_id, score) with higher = better; optionally within documents."""
         expression = match_expression(self._selective(content_words(question)))
-        if expression is None or k <= 0:
+        if expression is None or k <= 0 or (doc_ids is not None and not doc_ids):
             return []
-        scope, args = "", [expression, self.collection]
-        if doc_ids is not None:
-            if not doc_ids:
-                return []
-            scope = f" AND c.doc_id IN ({','.join('?' * len(doc_ids))})"
-            args += list(doc_ids)
-        rows = self.db.execute(
-            "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-            f"WHERE chunks_fts MATCH ? AND c.collection = ?{scope} ORDER BY rank LIMIT ?", (*args, k))
-        return [(chunk_id, -rank) for chunk_id, rank in rows]  # FTS5's bm25() is lower-is-better
+        ranked = "SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?"
+        if doc_ids is None:  # rank in FTS5 alone, then look up the k best: joining every match costs 3x
+            rows = self.db.execute(
+                f"SELECT c.chunk_id, f.rank FROM ({ranked} ORDER BY rank LIMIT ?) f JOIN chunks c ON c.id = f.rowid "
+                "WHERE c.collection = ? ORDER BY f.rank", (expression, k, self.collection)).fetchall()
+            if len(rows) == k or len(rows) == self._matches(expression, k):
+                return [(chunk_id, -rank) for chunk_id, rank in rows]  # FTS5's bm25() is lower-is-better
+        scope = f" AND c.doc_id IN ({','.join('?' * len(doc_ids))})" if doc_ids is not None else ""
+        rows = self.db.execute(  # scoped, or other collections share the database: filter every match
+            f"SELECT c.chunk_id, f.rank FROM ({ranked}) f JOIN chunks c ON c.id = f.rowid "
+            f"WHERE c.collection = ?{scope} ORDER BY f.rank LIMIT ?", (expression, self.collection, *(doc_ids or ()), k))
+        return [(chunk_id, -rank) for chunk_id, rank in rows]
+
+    def _matches(self, expression: str, k: int) -> int:
+        """How many chunks (of any collection) match, counting to k at most."""
+        return self.db.execute("SELECT count(*) FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+                               (expression, k)).fetchone()[0]
 
     def _selective(self, words: list[str]) -> list[str]:
         """The words that are not in more than COMMON_SHARE of all chunks (at least the two rarest).
 
         A word in many chunks adds little to BM25 but makes an OR query rank much of the index: on 100K
         chunks, BM25 p50 was 110 ms with every word, 37 ms without words in >10% of chunks, 12 ms >2%.
+        Counting a common word's chunks reads its whole posting list, so counts are kept until the
+        index changes (SQLite's data_version for other connections' writes, total_changes for ours).
         """
         if len(words) <= 2 or (total := self.db.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) < PRUNE_FROM:
             return words
+        version = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes)
+        if version != self._df_version:
+            self._df, self._df_version = {}, version
         self.db.execute("DELETE FROM temp.question_fts")
         self.db.executemany("INSERT INTO temp.question_fts (rowid, word) VALUES (?, ?)", enumerate(words))
         stems = {words[doc]: term for term, doc in self.db.execute("SELECT term, doc FROM temp.question_vocab")}
-        marks = ",".join("?" * len(stems))
-        df = dict(self.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", list(stems.values())))
-        count = {w: df.get(stems.get(w), 0) for w in words}
+        if unknown := [t for t in set(stems.values()) if t not in self._df]:
+            found = dict(self.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(unknown))})",
+                                         unknown))
+            self._df.update((t, found.get(t, 0)) for t in unknown)
+        self._df_version = (version[0], self.db.total_changes)  # our temp-table writes are not index changes
+        count = {w: self._df.get(stems.get(w), 0) for w in words}
         kept = [w for w in words if count[w] <= COMMON_SHARE * total]
         return kept if len(kept) >= 2 else sorted(words, key=count.get)[:2]

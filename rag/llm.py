@@ -103,16 +103,7 @@ class ServerLLM:
         return llama3_tokens(text)
 
     def count_messages(self, messages: list[dict[str, str]]) -> int:
-        """Tokens of the whole prompt under the Llama 3.1 chat template, generation header included."""
-        from rag.tokens import llama3_encoding
-
-        enc = llama3_encoding()
-        total = 1  # <|begin_of_text|>
-        for m in messages:
-            content = (_LLAMA31_SYSTEM_PREAMBLE + m["content"]) if m["role"] == "system" else m["content"]
-            total += 5 + len(enc.encode_ordinary(m["role"])) + len(enc.encode_ordinary(content))
-            # <|start_header_id|> role <|end_header_id|> \n\n ... <|eot_id|>
-        return total + 5 + TEMPLATE_MARGIN  # <|start_header_id|>assistant<|end_header_id|>\n\n
+        return llama31_prompt_tokens(messages)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         from llama_index.core.llms import ChatMessage
@@ -131,6 +122,39 @@ class ServerLLM:
             if "Connection" in name:
                 raise LLMUnavailableError(self._down(e)) from e
             raise LLMUnavailableError(f"the language-model server at {self.url} refused the request: {e}") from e
+
+
+def llama31_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """Tokens of the whole prompt under the Llama 3.1 chat template, generation header included."""
+    from rag.tokens import llama3_encoding
+
+    enc = llama3_encoding()
+    total = 1  # <|begin_of_text|>
+    for m in messages:
+        content = (_LLAMA31_SYSTEM_PREAMBLE + m["content"]) if m["role"] == "system" else m["content"]
+        total += 5 + len(enc.encode_ordinary(m["role"])) + len(enc.encode_ordinary(content))
+        # <|start_header_id|> role <|end_header_id|> \n\n ... <|eot_id|>
+    return total + 5 + TEMPLATE_MARGIN  # <|start_header_id|>assistant<|end_header_id|>\n\n
+
+
+class Llama3Budget:
+    """No model: prompts counted as Llama-3.1-8B-Instruct would read them, for retrieval-only evaluation."""
+
+    describe = "none (retrieval only; prompts counted for Llama-3.1-8B-Instruct)"
+    context_window = 131072
+    max_budget = 0
+    counts_llama3 = True
+
+    def count(self, text: str) -> int:
+        from rag.tokens import llama3_tokens
+
+        return llama3_tokens(text)
+
+    def count_messages(self, messages: list[dict[str, str]]) -> int:
+        return llama31_prompt_tokens(messages)
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        raise ConfigError("retrieval-only: no language model was opened")
 
 
 def bundled_gguf() -> Path:

@@ -72,12 +72,13 @@ class Packed:
     dropped: list[Hit] = field(default_factory=list)  # hits that did not fit
 
 
-Neighbour = Callable[[str, int], "Hit | None"]  # (doc_id, chunk index) -> that chunk, or None
+Neighbours = Callable[[list[tuple[str, int]]], "dict[tuple[str, int], Hit]"]  # (doc_id, index) pairs -> chunks
 
 
 def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *, ordering: str = "golden",
-         neighbour: Neighbour | None = None, expand: int = 2, seed: int = 0, llama_counts: bool = False) -> Packed:
-    """`llama_counts`: count_tokens is the Llama-3 tokenizer, so hits' stored counts may stand in while choosing."""
+         neighbours: Neighbours | None = None, expand: int = 2, seed: int = 0, llama_counts: bool = False) -> Packed:
+    """`neighbours` fetches the chunks next to sources (one call per round); `llama_counts`: count_tokens is the
+    Llama-3 tokenizer, so hits' stored counts may stand in while choosing."""
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
 
@@ -87,47 +88,51 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
     def piece(h: Hit) -> int:  # a chunk counted once; with its overlap, so joins are over-estimated
         return (h.tokens if h.tokens and llama_counts else count_tokens(h.text)) + _JOIN_SLACK
 
+    def header(h: Hit) -> int:  # a block's heading and spacing, for the widest number
+        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, ""))
+
     # Choosing counts each chunk once (an upper bound for a source that grows); the result is then
     # counted exactly, block by block, and trimmed in the rare case the bound was not one.
     sources: list[Source] = []
+    taken: dict[tuple[str, int], int] = {}  # (doc_id, chunk index) -> position in sources
     used, dropped = 0, []
-    for hit in sorted(hits, key=lambda h: h.rank):
-        if _taken(sources, hit.doc_id, hit.chunk):
-            continue  # already inside a source (a duplicate hit)
-        at = next((i for i, s in enumerate(sources) if s.doc_id == hit.doc_id
-                   and (hit.chunk == s.last + 1 or hit.chunk == s.first - 1)), None)
+
+    def take(at: int | None, grown: Source) -> None:
         if at is None:
-            grown = _open(hit)
-            grown = replace(grown, tokens=exact(grown))
-        else:
-            grown = replace(_join(sources[at], hit), tokens=sources[at].tokens + piece(hit))
-        extra = grown.tokens - (sources[at].tokens if at is not None else 0)
+            sources.append(grown)
+            at = len(sources) - 1
+        sources[at] = grown
+        taken.update(((grown.doc_id, i), at) for i in range(grown.first, grown.last + 1))
+
+    for hit in sorted(hits, key=lambda h: h.rank):
+        if (hit.doc_id, hit.chunk) in taken:
+            continue  # already inside a source (a duplicate hit)
+        at = taken.get((hit.doc_id, hit.chunk - 1), taken.get((hit.doc_id, hit.chunk + 1)))
+        extra = piece(hit) + (header(hit) if at is None else 0)
         if used + extra > budget:
             dropped.append(hit)
             continue
         used += extra
-        if at is None:
-            sources.append(grown)
-        else:
-            sources[at] = grown
+        take(at, replace(_open(hit), tokens=extra) if at is None
+             else replace(_join(sources[at], hit), tokens=sources[at].tokens + extra))
 
-    if neighbour is not None:
-        for _ in range(expand):
-            grew = False
-            for i in sorted(range(len(sources)), key=lambda i: sources[i].rank):
-                for index in (sources[i].last + 1, sources[i].first - 1):
-                    if index < 0 or _taken(sources, sources[i].doc_id, index):
-                        continue
-                    near = neighbour(sources[i].doc_id, index)
-                    if near is None:
-                        continue
-                    extra = piece(near)
-                    if used + extra <= budget:
-                        used += extra
-                        sources[i] = replace(_join(sources[i], near, as_hit=False), tokens=sources[i].tokens + extra)
-                        grew = True
-            if not grew:
-                break
+    for _ in range(expand if neighbours is not None else 0):
+        wanted = {i: [index for index in (s.last + 1, s.first - 1) if index >= 0 and (s.doc_id, index) not in taken]
+                  for i, s in enumerate(sources)}
+        found = neighbours([(sources[i].doc_id, index) for i, indexes in wanted.items() for index in indexes])
+        grew = False
+        for i in sorted(wanted, key=lambda i: sources[i].rank):
+            for index in wanted[i]:
+                near = found.get((sources[i].doc_id, index))
+                if near is None or (near.doc_id, near.chunk) in taken:
+                    continue
+                extra = piece(near)
+                if used + extra <= budget:
+                    used += extra
+                    take(i, replace(_join(sources[i], near, as_hit=False), tokens=sources[i].tokens + extra))
+                    grew = True
+        if not grew:
+            break
 
     sources = _merge_adjacent(sources)
     sources = [replace(s, tokens=exact(s)) for s in sources]
@@ -135,9 +140,15 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
         worst = max(sources, key=lambda s: s.rank)
         sources.remove(worst)
         dropped.extend(h for h in hits if h.rank in worst.hits)
-    ordered = _order(sources, ordering, seed)
-    return Packed([replace(s, number=n) for n, s in enumerate(ordered, 1)], sum(s.tokens for s in sources),
-                  budget, dropped)
+    return reorder(Packed(sources, sum(s.tokens for s in sources), budget, dropped), ordering, seed)
+
+
+def reorder(packed: Packed, ordering: str, seed: int = 0) -> Packed:
+    """The same sources in the prompt order `ordering` asks for, numbered [1].. in that order."""
+    if ordering not in ORDERINGS:
+        raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
+    ordered = _order(packed.sources, ordering, seed)
+    return replace(packed, sources=[replace(s, number=n) for n, s in enumerate(ordered, 1)])
 
 
 def _open(hit: Hit) -> Source:
@@ -163,10 +174,6 @@ def overlap_join(first: str, second: str, longest: int = 2000) -> str:
             return first[:at] + second
         at = first.find(probe, at + 1)
     return first.rstrip() + "\n" + second.lstrip()
-
-
-def _taken(sources: list[Source], doc_id: str, index: int) -> bool:
-    return any(s.doc_id == doc_id and s.first <= index <= s.last for s in sources)
 
 
 def _merge_adjacent(sources: list[Source]) -> list[Source]:

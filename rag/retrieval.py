@@ -88,10 +88,10 @@ class Retriever:
         hits = self._hits(fused)
         return Retrieved(hits, {"search": t1 - t0, "fuse": t2 - t1, "fetch": time.perf_counter() - t2})
 
-    def neighbour(self, doc_id: str, index: int) -> Hit | None:
-        """The chunk next to a hit, for packing to grow a source with."""
-        hits = self._hits([(f"{doc_id}-{index:05d}", 0.0)], rank_from=0)
-        return hits[0] if hits else None
+    def neighbours(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Hit]:
+        """The chunks next to hits, by (doc_id, chunk index), in one lookup: for packing to grow sources with."""
+        hits = self._hits([(f"{doc_id}-{index:05d}", 0.0) for doc_id, index in wanted], rank_from=0)
+        return {(h.doc_id, h.chunk): h for h in hits}
 
     def _vector(self, question: str, k: int, doc_ids: list[str] | None, hidden: list[str] = ()) -> list[str]:
         conditions = []

@@ -4,7 +4,6 @@
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -12,29 +11,19 @@ import time
 
 import pytest
 
-from rag.config import Settings
 from rag.engine import Engine
-from rag.indexer import ingest
 from rag.errors import LLMUnavailableError
-from rag.llm import ServerLLM, bundled_gguf
+from rag.llm import ServerLLM
 from rag.retrieval import Retriever
 
-from conftest import CONTRACTS, ROOT
+from conftest import ROOT, free_port
 
 NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory, embedder):
-    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), collection="sample")
-    ingest(CONTRACTS, settings, embedder=embedder)
-    return settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def index(sample_index):
+    return sample_index
 
 
 def check_answer(answer, engine):
@@ -61,30 +50,6 @@ def test_embedded_model_answers_from_the_sample_corpus(index, embedder):
     assert engine.llm.context_window == 8192
     # the governing-law clause is the first source the model reads
     assert "laws of the State of California" in " ".join(answer.sources[0]["text"].split())
-
-
-@pytest.fixture(scope="module")
-def llama_cpp_server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192",
-                             # llama-cpp-python 0.3.36's batched prompt decoding segfaults on this CPU
-                             # (AVX-512/AMX kernels); one token per batch is slow but sound
-                             "--n_batch", "1"],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 @pytest.mark.slow

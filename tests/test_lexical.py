@@ -45,3 +45,20 @@ def test_no_query_syntax_leaks_in(index, question):
     index.search(question, 5)  # never an FTS5 syntax error
     expression = match_expression(content_words(question))
     assert expression is None or all(part.startswith('"') and part.endswith('"') for part in expression.split(" OR "))
+
+
+def test_common_words_are_pruned_with_counts_that_follow_the_index(tmp_path, monkeypatch):
+    import rag.lexical
+
+    monkeypatch.setattr(rag.lexical, "PRUNE_FROM", 0)
+    monkeypatch.setattr(rag.lexical, "COMMON_SHARE", 0.5)
+    reader = LexicalIndex(sqlite3.connect(tmp_path / "m.sqlite", isolation_level=None), "kbase")
+    writer = LexicalIndex(sqlite3.connect(tmp_path / "m.sqlite", isolation_level=None), "kbase")
+    reader.put("d1", rows("d1", "payment terms", "invoice dates", "widget specs", "other"))
+    words = ["widgets", "payment", "invoice"]
+    assert reader._selective(words) == words  # one chunk in four has each
+    reader.put("d2", rows("d2", *["widget supply"] * 6))  # this connection's write
+    assert reader._selective(words) == ["payment", "invoice"]  # 7 of 10 chunks: too common to rank by
+    writer.drop("d2")  # another connection's write
+    assert reader._selective(words) == words
+    assert reader.search("widgets payment invoice", 3)[0][0] in {"d1-0", "d1-1", "d1-2"}

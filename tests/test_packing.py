@@ -20,8 +20,8 @@ def hit(doc: str, i: int, rank: int) -> Hit:
                text, 1.0 / rank, rank, count_llama3([text])[0])  # the count ingestion stores
 
 
-def neighbour(doc: str, i: int):
-    return hit(doc, i, 10_000) if 0 <= i < 100 else None
+def neighbours(wanted):
+    return {(doc, i): hit(doc, i, 10_000) for doc, i in wanted if 0 <= i < 100}
 
 
 def word_count(text: str) -> int:
@@ -40,7 +40,7 @@ def test_budget_never_exceeded(count, ordering):
         picks = rng.sample([(d, i) for d in "ABC" for i in range(100)], rng.randint(1, 40))
         hits = [hit(d, i, r) for r, (d, i) in enumerate(picks, 1)]
         budget = rng.randint(0, 3000)
-        packed = pack(hits, budget, count, ordering=ordering, neighbour=neighbour if trial % 2 else None, seed=trial,
+        packed = pack(hits, budget, count, ordering=ordering, neighbours=neighbours if trial % 2 else None, seed=trial,
                       llama_counts=count is llama)
         assert packed.tokens <= budget
         assert packed.tokens == sum(count(s.block()) for s in packed.sources) or count is llama
@@ -79,9 +79,9 @@ def test_a_hit_that_does_not_fit_is_reported_and_later_ones_still_go_in():
 
 def test_neighbours_fill_the_budget_best_source_first():
     hits = [hit("A", 50, 1), hit("B", 50, 2)]
-    tight = pack(hits, 60, word_count, neighbour=neighbour)
+    tight = pack(hits, 60, word_count, neighbours=neighbours)
     assert [(s.first, s.last) for s in tight.sources] == [(50, 50), (50, 50)]
-    roomy = pack(hits, 180, word_count, neighbour=neighbour, expand=3)
+    roomy = pack(hits, 180, word_count, neighbours=neighbours, expand=3)
     a, b = roomy.sources
     assert a.last - a.first >= b.last - b.first >= 1  # the best source grew at least as much
     assert roomy.tokens <= 180
