@@ -1,0 +1,122 @@
+"""Metric functions of the eval harness: pure, each defined here and, in words, in METRIC_DEFINITIONS.
+
+Evidence is compared as CUAD's gold text and pypdf's text of the PDF differ: only in case, whitespace
+and punctuation. Both are reduced to their lowercase letters and digits (`letters`), and a gold piece
+counts as inside a text by 60-character windows: the piece is cut into consecutive windows (the last
+one ends at the piece's end), and each of its characters is covered when a window holding it is found.
+A piece of 60 characters or fewer is one window.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from typing import Iterable, Sequence
+
+WINDOW = 60
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_CITATION = re.compile(r"\[\d{1,3}\]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation + "“”‘’")
+
+METRIC_DEFINITIONS = {
+    "evidence_recall": "Share of the gold evidence's characters (letters and digits only, lowercased) inside the "
+                       "packed sources, matched by 60-character windows. Answerable questions only.",
+    "evidence_found": "Share of answerable questions with any gold evidence window inside the packed sources.",
+    "first_evidence_source": "Position (1 = first in the prompt) of the first packed source holding gold "
+                             "evidence; mean over questions where one does.",
+    "first_evidence_offset": "Llama-3 tokens of source text before that source, from the start of the sources.",
+    "recall_at_k": "Evidence recall (as above) of the top k retrieved chunks, before packing.",
+    "mrr": "Mean over answerable questions of 1 / rank of the first retrieved chunk holding gold evidence "
+           "(0 when none of the retrieved chunks does).",
+    "exact_match": "Answer equals a gold answer after SQuAD normalisation (lowercase; punctuation, articles, "
+                   "citations [n] and extra whitespace removed). Answerable questions only.",
+    "f1": "Best token F1 between the normalised answer and a normalised gold answer. Answerable questions only.",
+    "contains": "A normalised gold answer appears inside the normalised answer. Answerable questions only.",
+    "abstention_accuracy": "Share of unanswerable questions whose answer says the documents do not say.",
+    "answered_anyway": "Share of unanswerable questions answered with something else (1 - abstention accuracy).",
+    "false_abstention": "Share of answerable questions where the model said the documents do not say.",
+    "citation_precision": "Share of the sources an answer cites (explicit [n], or the one matched by words when "
+                          "the model cited nothing) that hold gold evidence; answerable questions with a citation.",
+    "prompt_tokens": "Tokens of the whole prompt (chat template included) in the answering model's tokenizer.",
+    "seconds_retrieve / pack / first_token / total": "Wall time of retrieval; of packing and counting; from the "
+                                                     "question to the first answer token; to the last.",
+    "tokens_per_second": "Answer tokens / (total - first token) seconds.",
+    "judge": "Optional LLM-as-judge: 1 when the judge model says the answer agrees with the gold answer.",
+}
+
+
+def letters(text: str) -> str:
+    """Lowercase letters and digits only: the form gold evidence and PDF text are compared in."""
+    return _NOT_ALNUM.sub("", text.lower())
+
+
+def windows(piece: str) -> list[tuple[int, str]]:
+    """(start, window) pairs tiling a normalised piece; the last window ends at the piece's end."""
+    if len(piece) <= WINDOW:
+        return [(0, piece)] if piece else []
+    starts = list(range(0, len(piece) - WINDOW + 1, WINDOW))
+    if starts[-1] + WINDOW < len(piece):
+        starts.append(len(piece) - WINDOW)
+    return [(s, piece[s:s + WINDOW]) for s in starts]
+
+
+def evidence_recall(evidence: Sequence[str], texts: Iterable[str]) -> float | None:
+    """Share of the evidence's normalised characters covered by windows found in any one of `texts`."""
+    pieces = [p for p in (letters(e) for e in evidence) if p]
+    if not pieces:
+        return None
+    haystacks = [letters(t) for t in texts]
+    covered = total = 0
+    for piece in pieces:
+        hit = bytearray(len(piece))
+        for start, window in windows(piece):
+            if any(window in h for h in haystacks):
+                hit[start:start + len(window)] = b"\x01" * len(window)
+        covered += sum(hit)
+        total += len(piece)
+    return covered / total
+
+
+def holds_evidence(evidence: Sequence[str], text: str) -> bool:
+    """Whether `text` holds any window of the gold evidence."""
+    haystack = letters(text)
+    return any(w in haystack for e in evidence for _, w in windows(letters(e)))
+
+
+def first_evidence(evidence: Sequence[str], texts: Sequence[str]) -> int | None:
+    """Index of the first text holding gold evidence, or None."""
+    return next((i for i, t in enumerate(texts) if holds_evidence(evidence, t)), None)
+
+
+def reciprocal_rank(evidence: Sequence[str], ranked_texts: Sequence[str]) -> float:
+    at = first_evidence(evidence, ranked_texts)
+    return 0.0 if at is None else 1.0 / (at + 1)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation, with citation marks [n] removed first."""
+    text = _CITATION.sub(" ", text).lower().translate(_PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, answers: Sequence[str]) -> float:
+    return float(any(normalize_answer(prediction) == normalize_answer(a) for a in answers))
+
+
+def token_f1(prediction: str, answers: Sequence[str]) -> float:
+    best = 0.0
+    predicted = normalize_answer(prediction).split()
+    for answer in answers:
+        gold = normalize_answer(answer).split()
+        common = sum((Counter(predicted) & Counter(gold)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains(prediction: str, answers: Sequence[str]) -> float:
+    said = f" {normalize_answer(prediction)} "
+    return float(any((gold := normalize_answer(a)) and f" {gold} " in said for a in answers))
