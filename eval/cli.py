@@ -29,6 +29,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="the first N questions (after --sample)")
     p.add_argument("--sample", type=int, default=0, help="a seeded random sample of N questions")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    p.add_argument("--answerable-only", action="store_true", help="skip questions marked unanswerable")
     p.add_argument("--concurrency", type=int, default=4, help="questions answered at once by a server backend")
     p.add_argument("--baseline", action="store_true",
                    help="also measure a stock LlamaIndex pipeline (1,024- and 256-token chunks) in this run")
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--budgets {args.budgets!r}: write token counts like 4k,16k,64k ({e})") from e
     if not args.questions.is_file():
         raise ConfigError(f"no question file at {args.questions}")
-    questions = harness.load_questions(args.questions, args.limit, args.sample, args.seed)
+    questions = harness.load_questions(args.questions, args.limit, args.sample, args.seed, args.answerable_only)
     if args.docs:
         from rag.indexer import ingest
 

@@ -52,7 +52,8 @@ class Plan:
     texts: bool = True  # keep the sources' texts in results.jsonl
 
 
-def load_questions(path: Path, limit: int = 0, sample: int = 0, seed: int = 0) -> list[Question]:
+def load_questions(path: Path, limit: int = 0, sample: int = 0, seed: int = 0,
+                   answerable_only: bool = False) -> list[Question]:
     """Questions in the project's format (one JSON object a line); a seeded sample, then the first `limit`."""
     questions = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -65,6 +66,8 @@ def load_questions(path: Path, limit: int = 0, sample: int = 0, seed: int = 0) -
                 tuple(raw.get("evidence") or ()), bool(raw.get("answerable", True)), raw.get("category") or ""))
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{path}:{n}: not a question ({e}): each line needs at least 'id' and 'question'")
+    if answerable_only:
+        questions = [q for q in questions if q.answerable]
     if sample:
         questions = random.Random(seed).sample(questions, min(sample, len(questions)))
     return questions[:limit] if limit else questions

@@ -65,16 +65,28 @@ def summarize(rows: list[dict], run: dict) -> dict:
         by_category: dict[str, list[dict]] = defaultdict(list)
         for row in members:
             by_category[row.get("category") or "-"].append(row)
-        categories[label] = {c: aggregate(rs, intervals=False) for c, rs in sorted(by_category.items())}
+        categories[label] = {c: {k: v for k, v in aggregate(rs, intervals=False).items() if not k.startswith("seconds_")}
+                             for c, rs in sorted(by_category.items())}
     return {"run": run, "settings": settings, "by_category": categories, "definitions": METRIC_DEFINITIONS}
 
 
 def write(out: Path, rows: list[dict], run: dict) -> dict:
     summary = summarize(rows, run)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(_rounded(summary), indent=1) + "\n")
     plots = plot(out, summary, rows)
     (out / "report.md").write_text(render(summary, plots))
     return summary
+
+
+def _rounded(value):
+    """Floats to 5 significant digits: the summary is read by people and diffed in git."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _cell(metric: dict | None, digits: int = 3) -> str:
@@ -98,8 +110,9 @@ def render(summary: dict, plots: list[str]) -> str:
              f"Documents: `{run.get('docs') or run.get('collection')}`. Answering model: {run.get('backend')}.", ""]
     if run.get("judge"):
         lines += [f"LLM judge (labelled `judge`, never the only number): {run['judge']}.", ""]
-    lines += ["Brackets are 95% bootstrap intervals over questions. Budget = tokens of sources (Llama-3 tokens "
-              "for ours and the baseline); `eff.` = the largest budget the answering model allowed.", "",
+    lines += ["Brackets are 95% bootstrap intervals over questions. Budget = tokens of sources, counted with the "
+              "answering model's tokenizer (Meta's Llama-3 tokenizer when retrieval-only, for a vLLM server, and "
+              "for the baseline); `eff.` = the largest budget the answering model allowed.", "",
               "## Retrieval and packed evidence", "",
               "| pipeline | ordering | budget | eff. | evidence recall | evidence found | MRR | recall@10 | "
               "first evidence source | its token offset | prompt tokens p50 |",

@@ -45,6 +45,7 @@ class Retriever:
         self.store = store or ChunkStore(settings, self.embedder.model_id)
         self.manifest = Manifest(settings.index_dir, settings.collection)
         self._paths: dict[str, str] = {}  # doc_id -> path, for the hits of the current question
+        self._lock = threading.Lock()  # one question at a time on the manifest's connection (the app's sessions)
 
     def close(self) -> None:
         self.manifest.close()
@@ -67,6 +68,10 @@ class Retriever:
 
     def search(self, question: str, k: int, documents: Sequence[str] | None = None) -> Retrieved:
         """The k best chunks for the question, fused from vector and keyword search."""
+        with self._lock:
+            return self._search(question, k, documents)
+
+    def _search(self, question: str, k: int, documents: Sequence[str] | None) -> Retrieved:
         t0 = time.perf_counter()
         doc_ids = self.scope(documents) if documents else None
         keyword: list[str] = []
@@ -82,7 +87,10 @@ class Retriever:
         finally:
             worker.join()
         t1 = time.perf_counter()
-        fused = fuse([vector, keyword])[:k]
+        rankings = [vector, keyword]
+        if doc_ids and self.settings.lead:  # a contract's opening names it, its parties and its date
+            rankings.append([f"{d}-00000" for d in doc_ids])
+        fused = fuse(rankings)[:k]
         t2 = time.perf_counter()
         self._paths = {}
         hits = self._hits(fused)
@@ -90,7 +98,8 @@ class Retriever:
 
     def neighbours(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Hit]:
         """The chunks next to hits, by (doc_id, chunk index), in one lookup: for packing to grow sources with."""
-        hits = self._hits([(f"{doc_id}-{index:05d}", 0.0) for doc_id, index in wanted], rank_from=0)
+        with self._lock:
+            hits = self._hits([(f"{doc_id}-{index:05d}", 0.0) for doc_id, index in wanted], rank_from=0)
         return {(h.doc_id, h.chunk): h for h in hits}
 
     def _vector(self, question: str, k: int, doc_ids: list[str] | None, hidden: list[str] = ()) -> list[str]:

@@ -82,3 +82,18 @@ def test_a_document_being_removed_is_invisible_to_both_halves(retriever):
 def test_fuse():
     assert [i for i, _ in fuse([["a", "b", "c"], ["c", "a"]])] == ["a", "c", "b"]
     assert fuse([[], []]) == []
+
+
+def test_a_scoped_question_also_ranks_the_documents_opening(retriever, embedder):
+    netgear = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
+    question = "Who are the parties to this contract?"
+    plain = Retriever(retriever.settings.replace(lead=False), embedder)
+    try:
+        def opening(r):
+            return next((h.rank for h in r.search(question, 50, [netgear]).hits if h.chunk == 0), 999)
+
+        assert opening(retriever) <= 3 and opening(retriever) <= opening(plain)
+        unscoped = [h.chunk_id for h in retriever.search(question, 20).hits]
+        assert unscoped == [h.chunk_id for h in plain.search(question, 20).hits]  # no prior without a scope
+    finally:
+        plain.close()
