@@ -1,39 +1,275 @@
-"""Streamlit front end: `streamlit run app.py`. A thin shell over rag/.
+"""Streamlit workbench: `streamlit run app.py`. A thin shell over rag/: Ask, Library, Settings.
 
-Today it shows the knowledge base: every file ingested, with its status and reason. Asking questions
-arrives with the query engine (`rag ask`).
+Binds to localhost and sends no usage statistics (.streamlit/config.toml). Every library error is
+shown as the message it carries, which says what to do; document text is always shown escaped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import queue
+import threading
+from pathlib import Path
 
 import streamlit as st
 
-from rag.config import load_settings
+from rag.config import Settings, load_settings
 from rag.errors import RagError
+from rag.library import MAX_UPLOAD_MB, TYPES, save_upload
 from rag.manifest import Manifest
+from rag.passages import answer_words, highlight_html, render_page
+from rag.prompts import pages_label
+
+BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
+HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
 
 st.set_page_config(page_title="rag: private knowledge base", layout="wide")
-st.title("Knowledge base")
+state = st.session_state
+state.setdefault("overrides", {})
+state.setdefault("turns", [])
 
+
+def settings() -> Settings:
+    return load_settings(state.overrides)
+
+
+@st.cache_resource(show_spinner="Loading the models ...")
+def engine_for(s: Settings):
+    from rag.engine import Engine
+
+    return Engine(s)
+
+
+def files(s: Settings) -> list:
+    manifest = Manifest(s.index_dir, s.collection)
+    try:
+        docs = manifest.documents()
+        rows = sorted(manifest.files().values(), key=lambda f: Path(f.path).name.lower())
+        return [(f, docs.get(f.doc_id)) for f in rows]
+    finally:
+        manifest.close()
+
+
+def status_line(engine) -> None:
+    llm = engine.llm
+    if getattr(llm, "fallback", ""):
+        st.warning(f"Answering with the small embedded model, because {llm.fallback}")
+    elif llm.describe.startswith("embedded"):
+        st.info(f"Answering with the embedded model: {llm.describe}. It runs offline and is small; "
+                "point Settings at a vLLM server for Llama-3.1-8B-Instruct.")
+    else:
+        st.success(f"Answering with {llm.describe}: reachable.")
+    if "llama" in llm.describe.lower():
+        st.caption("Built with Llama")
+
+
+class Streamed:
+    """Iterate to get the answer's pieces as the model writes them; then `answer` or `error` is set."""
+
+    def __init__(self, engine, context):
+        self.pieces: queue.Queue = queue.Queue()
+        self.answer, self.error = None, None
+        threading.Thread(target=self._work, args=(engine, context), daemon=True).start()
+
+    def _work(self, engine, context) -> None:
+        try:
+            self.answer = engine.answer(context, on_token=self.pieces.put)
+        except Exception as e:  # shown as a message, never a traceback; RagErrors say what to do
+            self.error = e
+        finally:
+            self.pieces.put(None)
+
+    def __iter__(self):
+        while (piece := self.pieces.get()) is not None:
+            yield piece
+
+
+def source_cards(answer: dict, key: str) -> None:
+    words = answer_words(answer["text"])
+    cited = answer["citations"]
+    for c in cited:
+        with st.container(border=True):
+            how = " · matched by its words (the model cited nothing)" if c["inferred"] else ""
+            st.markdown(f"**[{c['number']}] {_escape(c['file'])}, {pages_label(c['page_start'], c['page_end'])}**{how}")
+            st.markdown(f"<div class='passage'>{highlight_html(c['passage'], words)}</div>", unsafe_allow_html=True)
+            if c["path"].lower().endswith(".pdf"):
+                pages = range(c["page_start"], c["page_end"] + 1)
+                if st.toggle(f"Show page {c['page_start']}" if len(pages) == 1 else "Show the pages",
+                             key=f"{key}-page-{c['number']}"):
+                    for page in pages:
+                        try:
+                            st.image(render_page(c["path"], page), caption=f"{c['file']}, p. {page}")
+                        except RagError as e:
+                            st.error(str(e))
+    others = [s for s in answer["sources"] if s["number"] not in {c["number"] for c in cited}]
+    if others:
+        with st.expander(f"{len(others)} more sources in the prompt ({answer['prompt_tokens']} prompt tokens)"):
+            for s in others:
+                st.markdown(f"[{s['number']}] {_escape(s['file'])}, {pages_label(s['page_start'], s['page_end'])} "
+                            f"· rank {s['rank']} · {s['tokens']} tokens")
+
+
+def _escape(text: str) -> str:
+    """Markdown-inert text: every markup character escaped (file names are data too)."""
+    return "".join(f"\\{ch}" if ch in "\\`*_{}[]()#+-.!|<>~$" else ch for ch in text)
+
+
+def ask_tab(s: Settings) -> None:
+    try:
+        engine = engine_for(s)
+    except RagError as e:
+        st.error(str(e))
+        return
+    status_line(engine)
+    names = sorted({Path(f.path).name for f, doc in files(s) if doc is not None})
+    if not names:
+        st.info("The knowledge base is empty: add documents in the Library tab, or run `rag ingest FOLDER`.")
+        return
+    scope = st.multiselect("Ask about", names, placeholder="All documents", key="scope")
+    for i, turn in enumerate(state.turns):
+        st.chat_message("user").write(turn["question"])
+        with st.chat_message("assistant"):
+            st.write(turn["answer"]["text"])
+            source_cards(turn["answer"], f"turn{i}")
+    question = st.chat_input("Ask a question about your documents")
+    if st.button("New conversation", key="new_conversation", disabled=not state.turns):
+        state.turns = []
+        st.rerun()
+    if not question:
+        return
+    st.chat_message("user").write(question)
+    history = [(t["question"], t["answer"]["text"]) for t in state.turns[-HISTORY_TURNS:]]
+    with st.chat_message("assistant"):
+        try:
+            context = engine.context(question, scope or None, history=history)
+        except RagError as e:
+            st.error(str(e))
+            return
+        streamed = Streamed(engine, context)
+        st.write_stream(iter(streamed))
+        if streamed.error is not None:
+            st.error(str(streamed.error))
+            return
+        answer = streamed.answer.to_dict()
+        source_cards(answer, f"turn{len(state.turns)}")
+    state.turns.append({"question": question, "answer": answer})
+
+
+def library_tab(s: Settings) -> None:
+    st.caption(f"Collection `{s.collection}` in `{s.chroma_url or s.index_dir}`")
+    table = st.empty()  # filled last, after this run's uploads, re-scans and removals
+    uploads = st.file_uploader(f"Add PDFs or text files (up to {MAX_UPLOAD_MB} MB each)", type=[t[1:] for t in TYPES],
+                               accept_multiple_files=True, key=f"uploads{state.get('upload_round', 0)}")
+    if uploads and st.button("Add to the knowledge base", type="primary"):
+        saved = []
+        for upload in uploads:
+            try:
+                saved.append(save_upload(s, upload.name, upload.getvalue()))
+            except RagError as e:
+                st.error(str(e))
+        for path in saved:
+            run_ingest(s, path)
+        state.upload_round = state.get("upload_round", 0) + 1
+    left, right = st.columns(2)
+    with left:
+        folder = st.text_input("Re-scan a folder (new and changed files are indexed, removed ones dropped)",
+                               key="rescan_folder", placeholder="/path/to/contracts")
+        if st.button("Re-scan", key="rescan", disabled=not folder):
+            run_ingest(s, Path(folder).expanduser())
+    with right:
+        path = st.selectbox("Remove a document", [f.path for f, _ in files(s)], format_func=lambda p: Path(p).name,
+                            key="remove_path", index=None, placeholder="choose a document")
+        if st.button("Remove", key="remove", disabled=not path):
+            from rag.indexer import remove_file
+
+            try:
+                remove_file(path, s)
+                st.success(f"Removed {Path(path).name}. A file in a folder of yours stays there: a re-scan of that "
+                           "folder adds it back.")
+            except RagError as e:
+                st.error(str(e))
+    rows = files(s)
+    if not rows:
+        table.info("No documents yet: upload some, or re-scan a folder.")
+        return
+    table.dataframe([{
+        "file": Path(f.path).name, "status": f.status.replace("_", " "), "pages": f.pages, "chunks": f.chunks,
+        "size (KB)": round(f.size / 1024, 1),
+        "ingested": dt.datetime.fromtimestamp(doc.ingested_at if doc else f.updated_at).strftime("%Y-%m-%d %H:%M"),
+        "reason": f.reason, "path": f.path} for f, doc in rows], hide_index=True, width="stretch")
+
+
+def run_ingest(s: Settings, target: Path) -> None:
+    from rag.indexer import ingest
+    from rag.report import FAILED, NO_TEXT
+
+    bar = st.progress(0.0, text=f"Indexing {target.name} ...")
+    seen = {"work": 0, "done": 0}
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "planned":
+            seen["work"] = data["work"]
+        elif kind == "file" and seen["work"]:
+            seen["done"] += 1
+            bar.progress(min(1.0, seen["done"] / seen["work"]), text=Path(data["report"].path).name)
+
+    try:
+        report = ingest(target, s, on_event=on_event)
+    except RagError as e:
+        bar.empty()
+        st.error(str(e))
+        return
+    bar.empty()
+    for f in report.files:
+        if f.status in (FAILED, NO_TEXT):
+            st.error(f"{Path(f.path).name}: {f.status.replace('_', ' ')}: {f.reason}")
+    t = report.totals()
+    st.success(f"{target.name}: {t['ok']} indexed, {t['unchanged']} unchanged, {t[FAILED] + t[NO_TEXT]} not "
+               f"indexed, {t['removed']} removed. The collection holds {t['chunks_in_index']} chunks.")
+
+
+def settings_tab(s: Settings) -> None:
+    with st.form("settings"):
+        backend = st.radio("Answering model", ["auto", "vllm", "embedded"], horizontal=True,
+                           index=["auto", "vllm", "embedded"].index(s.llm_backend),
+                           help="auto: the server when its URL is set and it answers, else the embedded model")
+        url = st.text_input("vLLM (or any OpenAI-compatible) server URL", s.llm_url,
+                            placeholder="http://localhost:8000")
+        model = st.text_input("Model name on the server", s.llm_model, placeholder="the first one it lists")
+        budget = st.select_slider("Context budget (tokens of sources)", list(BUDGETS),
+                                  value=next((k for k, v in BUDGETS.items() if v == s.budget), "32K"))
+        top_k = st.number_input("Hits retrieved (0: enough to fill the budget)", 0, 2000, s.top_k)
+        ordering = st.selectbox("Ordering", ["golden", "reverse", "sandwich", "random"],
+                                index=["golden", "reverse", "sandwich", "random"].index(s.ordering))
+        if st.form_submit_button("Apply"):
+            state.overrides = {"llm_backend": backend, "llm_url": url.strip(), "llm_model": model.strip(),
+                               "budget": BUDGETS[budget], "top_k": int(top_k), "ordering": ordering}
+            st.rerun()
+    try:
+        engine = engine_for(s)
+        status_line(engine)
+        st.caption(f"Context window {engine.llm.context_window} tokens; source budget {s.budget}; "
+                   f"ordering {s.ordering}; index `{s.index_dir}`, collection `{s.collection}`.")
+    except RagError as e:
+        st.error(str(e))
+    shown = {k: v for k, v in dataclasses.asdict(s).items() if k not in {"pdf_passwords"}}
+    with st.expander("All settings"):
+        st.json({k: str(v) for k, v in shown.items()})
+
+
+st.markdown("<style>.passage{max-height:14em;overflow-y:auto;white-space:pre-wrap;font-size:0.9em}</style>",
+            unsafe_allow_html=True)
+st.title("Knowledge base")
 try:
-    settings = load_settings()
-    manifest = Manifest(settings.index_dir, settings.collection)
-    files = sorted(manifest.files().values(), key=lambda f: f.path)
-    manifest.close()
+    current = settings()
 except RagError as e:
     st.error(str(e))
     st.stop()
-
-st.caption(f"Collection `{settings.collection}` in `{settings.chroma_url or settings.index_dir}`")
-if not files:
-    st.info("The knowledge base is empty: run `rag ingest FOLDER` to add documents.")
-    st.stop()
-
-indexed = [f for f in files if f.doc_id]
-st.metric("documents", len(indexed), help="files indexed and searchable")
-st.dataframe(
-    [{"file": f.path, "status": f.status, "pages": f.pages, "chunks": f.chunks, "reason": f.reason,
-      "updated": dt.datetime.fromtimestamp(f.updated_at).strftime("%Y-%m-%d %H:%M")} for f in files],
-    use_container_width=True, hide_index=True)
+ask, library, config = st.tabs(["Ask", "Library", "Settings"])
+with ask:
+    ask_tab(current)
+with library:
+    library_tab(current)
+with config:
+    settings_tab(current)

@@ -68,6 +68,7 @@ class Context:
     prompt_tokens: int
     budget: int
     ordering: str
+    history: tuple[tuple[str, str], ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)  # retrieve, pack
 
 
@@ -80,9 +81,9 @@ class Engine:
     def close(self) -> None:
         self.retriever.close()
 
-    def budget(self, question: str, budget: int | None = None) -> int:
+    def budget(self, question: str, budget: int | None = None, history: Sequence[tuple[str, str]] = ()) -> int:
         """Tokens left for sources once everything else in the prompt and the answer are counted."""
-        fixed = self.llm.count_messages(messages([], question))
+        fixed = self.llm.count_messages(messages([], question, history))
         wanted = budget or self.settings.budget
         left = min(wanted, self.llm.context_window - fixed - self.settings.max_answer_tokens,
                    self.llm.max_budget or wanted)
@@ -92,37 +93,43 @@ class Engine:
         return left
 
     def ask(self, question: str, documents: Sequence[str] | None = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
-        return self.answer(self.context(question, documents), on_token)
+            on_token: Callable[[str], None] | None = None, history: Sequence[tuple[str, str]] = ()) -> Answer:
+        return self.answer(self.context(question, documents, history=history), on_token)
 
     def context(self, question: str, documents: Sequence[str] | None = None, *, budget: int | None = None,
-                ordering: str | None = None) -> Context:
-        """Retrieve and pack: the prompt for `question`, within `budget` (default: settings) and the window."""
+                ordering: str | None = None, history: Sequence[tuple[str, str]] = ()) -> Context:
+        """Retrieve and pack: the prompt for `question`, within `budget` (default: settings) and the window.
+
+        `history`: earlier (question, answer) turns of a conversation, oldest first. They go into the
+        prompt before the sources, and the last earlier question joins this one as the search query,
+        so a follow-up ("and when does it end?") finds what the conversation is about.
+        """
         started = time.perf_counter()
         if not self.retriever.manifest.has_documents():
             raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
                            "add documents with `rag ingest FOLDER` first")
-        budget = self.budget(question, budget)
+        budget = self.budget(question, budget, history)
         k = self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
-        hits = self.retriever.search(question, k, documents).hits
+        query = f"{history[-1][0]} {question}" if history else question
+        hits = self.retriever.search(query, k, documents).hits
         retrieved = time.perf_counter()
         ordering = ordering or self.settings.ordering
         packed = self._pack(hits, budget, ordering)
-        chat = messages([s.block() for s in packed.sources], question)
+        chat = messages([s.block() for s in packed.sources], question, history)
         prompt_tokens = self.llm.count_messages(chat)
         while prompt_tokens + self.settings.max_answer_tokens > self.llm.context_window and packed.sources:
             budget -= prompt_tokens + self.settings.max_answer_tokens - self.llm.context_window + 16
             packed = self._pack(hits, max(0, budget), ordering)
-            chat = messages([s.block() for s in packed.sources], question)
+            chat = messages([s.block() for s in packed.sources], question, history)
             prompt_tokens = self.llm.count_messages(chat)
-        return Context(question, hits, packed, chat, prompt_tokens, budget, ordering,
+        return Context(question, hits, packed, chat, prompt_tokens, budget, ordering, tuple(history),
                        {"retrieve": retrieved - started, "pack": time.perf_counter() - retrieved})
 
     def reordered(self, context: Context, ordering: str) -> Context:
         """The same sources in another order (for ablations: what ordering alone changes)."""
         started = time.perf_counter()
         packed = reorder(context.packed, ordering)
-        chat = messages([s.block() for s in packed.sources], context.question)
+        chat = messages([s.block() for s in packed.sources], context.question, context.history)
         return replace(context, packed=packed, chat=chat, prompt_tokens=self.llm.count_messages(chat),
                        ordering=ordering, seconds={**context.seconds, "pack": time.perf_counter() - started})
 

@@ -18,6 +18,7 @@ calls `ingest` must do so under `if __name__ == "__main__":`, as with any multip
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -29,7 +30,7 @@ from typing import Callable, Iterator
 from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.embeddings import Embedder
-from rag.errors import ConfigError, IndexLockedError
+from rag.errors import ConfigError, IndexLockedError, UnknownDocumentError
 from rag.lexical import Row
 from rag.manifest import Document, FileRow, Manifest, now
 from rag.prepare import Failed, Params, Prepared, prepare_all
@@ -59,11 +60,47 @@ def chunk_id(doc_id: str, index: int) -> str:
 def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None, store: ChunkStore | None = None,
            on_event: Event | None = None) -> IngestReport:
     """Bring the knowledge base in line with `target` (a folder, or one file). Raises IndexLockedError."""
-    from filelock import FileLock, Timeout
-
     target = Path(os.path.abspath(target))
     if not target.exists():
         raise ConfigError(f"{target} does not exist: give a folder (or a file) to ingest")
+    with _writer_lock(settings):
+        embedder = embedder or Embedder(settings)
+        return _Run(target, settings, embedder, store or ChunkStore(settings, embedder.model_id),
+                    on_event or (lambda kind, data: None)).run()
+
+
+def remove_file(path: str, settings: Settings, *, store: ChunkStore | None = None) -> None:
+    """Take one file out of the knowledge base, and its chunks unless another file has the same content.
+
+    The file itself is deleted only when it is an upload (rag.library keeps those); a file in a folder
+    of the user's stays where it is, so ingesting that folder again brings it back.
+    """
+    from rag.library import uploads_dir
+
+    with _writer_lock(settings):
+        manifest = Manifest(settings.index_dir, settings.collection)
+        try:
+            row = manifest.files().get(path)
+            if row is None:
+                raise UnknownDocumentError(f"{path} is not in collection {settings.collection!r}: nothing to remove")
+            manifest.drop_file(path)
+            store = store or ChunkStore(settings, Embedder(settings).model_id)
+            others = sorted(p for p, f in manifest.files().items() if row.doc_id and f.doc_id == row.doc_id)
+            if row.doc_id and not others:
+                remove_document(manifest, store, row.doc_id)
+            elif others and manifest.paths([row.doc_id]).get(row.doc_id) == path:  # label it with a file still there
+                store.relabel(row.doc_id, others[0], Path(others[0]).name)
+                manifest.set_path(row.doc_id, others[0])
+        finally:
+            manifest.close()
+    if Path(path).parent == uploads_dir(settings).absolute():
+        Path(path).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _writer_lock(settings: Settings):
+    from filelock import FileLock, Timeout
+
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(settings.index_dir / f"ingest-{settings.collection}.lock")
     try:
@@ -74,9 +111,7 @@ def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None
             "wait for it to finish, then run this again (unchanged files will cost nothing)"
         ) from None
     try:
-        embedder = embedder or Embedder(settings)
-        return _Run(target, settings, embedder, store or ChunkStore(settings, embedder.model_id),
-                    on_event or (lambda kind, data: None)).run()
+        yield
     finally:
         lock.release()
 

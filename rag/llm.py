@@ -59,6 +59,9 @@ def open_llm(settings: Settings) -> LLM:
             if backend == "vllm":
                 raise
             log.warning("%s; answering with the embedded model instead", e)
+            llm = EmbeddedLLM(settings)
+            llm.fallback = str(e)
+            return llm
     return EmbeddedLLM(settings)
 
 
@@ -179,6 +182,7 @@ class EmbeddedLLM:
             # a 135M model reads a few pages well, not 8K tokens; and its prompt costs ~3.5 ms a token here
             self.max_budget = BUNDLED_MAX_BUDGET
         self.counts_llama3 = False
+        self.fallback = ""  # why a configured server is not answering instead, when that is so
         self.max_budget = getattr(self, "max_budget", 0)
         self._model = self._tokenizer = None
         self._lock = threading.Lock()

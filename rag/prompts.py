@@ -8,6 +8,7 @@ joiner, so a server that tokenizes special-token strings in message content sees
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 SYSTEM = (
     "You answer questions about the user's documents. Use only the numbered sources in the user's message, "
@@ -41,5 +42,8 @@ def user_message(blocks: list[str], question: str) -> str:
     return f"Sources:\n\n{context}Question: {neutralize(question.strip())}"
 
 
-def messages(blocks: list[str], question: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_message(blocks, question)}]
+def messages(blocks: list[str], question: str, history: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+    """System prompt, earlier turns (question, answer) as they were said, then the sources and the question."""
+    earlier = [{"role": role, "content": neutralize(text.strip())}
+               for turn in history for role, text in zip(("user", "assistant"), turn)]
+    return [{"role": "system", "content": SYSTEM}, *earlier, {"role": "user", "content": user_message(blocks, question)}]

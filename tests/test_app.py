@@ -1,29 +1,93 @@
-"""The Streamlit shell, driven by Streamlit's AppTest over a real ingested index."""
+"""The Streamlit workbench, driven by Streamlit's AppTest over real indexes and the real embedded model.
+
+(AppTest cannot drive a file uploader: uploads are tested in tests/test_library.py and in the real
+browser, tests/test_browser.py.)
+"""
+
+import re
 
 from streamlit.testing.v1 import AppTest
 
-from rag.config import Settings
 from rag.indexer import ingest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
+
+NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 
 
-def test_app_lists_the_knowledge_base(tmp_path, monkeypatch, folder, embedder):
-    settings = Settings(index_dir=tmp_path / "index", collection="appkb")
-    (folder / "empty.pdf").write_bytes(b"")
-    ingest(folder, settings, embedder=embedder)
+def open_app(monkeypatch, settings, **env) -> AppTest:
     monkeypatch.setenv("RAG_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("RAG_COLLECTION", settings.collection)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    monkeypatch.setenv("RAG_MAX_ANSWER_TOKENS", "32")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     assert not app.exception
-    assert app.metric[0].value == "3"
+    return app
+
+
+def plain(markdown: str) -> str:
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def cards(app) -> list[str]:
+    return [plain(m.value) for m in app.markdown if re.match(r"\*\*\[\d+\] ", m.value)]
+
+
+def test_ask_streams_a_cited_answer_and_keeps_the_conversation(monkeypatch, sample_index):
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")
+    assert any("embedded model" in i.value for i in app.info)  # said plainly
+    app.multiselect(key="scope").set_value([NETGEAR]).run()
+    app.chat_input[0].set_value("Which state's law governs the agreement?").run()
+    assert not app.exception and not app.error
+    first = cards(app)
+    assert first and all(re.match(rf"\*\*\[\d+\] {re.escape(NETGEAR)}, pp?\. \d", c) for c in first)
+    assert any("<mark>" in m.value for m in app.markdown if "class='passage'" in m.value)
+    app.chat_input[0].set_value("When does it expire?").run()
+    assert not app.exception and not app.error
+    turns = app.session_state["turns"]
+    assert [t["question"] for t in turns] == ["Which state's law governs the agreement?", "When does it expire?"]
+    assert len(app.chat_message) == 4 and all(s["file"] == NETGEAR for s in turns[1]["answer"]["sources"])
+    app.button(key="new_conversation").click().run()
+    assert app.session_state["turns"] == []
+
+
+def test_a_server_that_is_down_is_a_message_that_says_what_to_do(monkeypatch, sample_index):
+    url = f"http://127.0.0.1:{free_port()}"
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="vllm", RAG_LLM_URL=url)
+    said = " ".join(e.value for e in app.error)
+    assert url in said and "vllm serve" in said
+    auto = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="auto", RAG_LLM_URL=url)
+    assert any(url in w.value and "embedded model" in w.value for w in auto.warning)  # the fallback, said
+
+
+def test_document_text_is_shown_as_text(monkeypatch, settings, embedder, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "tricky.md").write_text("<script>alert('owned')</script> <img src=x onerror=alert(1)>\n\n"
+                                      "This Agreement is governed by the laws of the State of Delaware.\n")
+    ingest(folder, settings, embedder=embedder)
+    app = open_app(monkeypatch, settings, RAG_LLM_BACKEND="embedded")
+    app.chat_input[0].set_value("Which state's laws govern this agreement?").run()
+    passages = [m.value for m in app.markdown if "class='passage'" in m.value]
+    assert passages and all("<script>" not in p and "<img" not in p for p in passages)
+    assert any("&lt;script&gt;" in p for p in passages)
+
+
+def test_library_rescans_a_folder_and_removes_a_document(monkeypatch, settings, folder):
+    (folder / "empty.pdf").write_bytes(b"")
+    app = open_app(monkeypatch, settings, RAG_LLM_BACKEND="embedded")
+    assert any("knowledge base is empty" in i.value for i in app.info)
+    app.text_input(key="rescan_folder").input(str(folder)).run()
+    app.button(key="rescan").click().run()
+    assert not app.exception
+    assert any("3 indexed" in s.value for s in app.success)
+    assert any("empty.pdf: failed: empty file (0 bytes)" in e.value for e in app.error)
     table = app.dataframe[0].value
     assert sorted(table["status"]) == ["failed", "ok", "ok", "ok"]
-    assert "empty file (0 bytes)" in set(table["reason"])
-
-
-def test_app_on_an_empty_index_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    assert not app.exception
-    assert "rag ingest FOLDER" in app.info[0].value
+    gone = sorted(p.name for p in folder.glob("*.pdf") if p.stat().st_size)[0]
+    app.selectbox(key="remove_path").set_value(str(folder / gone)).run()
+    app.button(key="remove").click().run()
+    assert any(f"Removed {gone}" in s.value for s in app.success)
+    assert gone not in set(app.dataframe[0].value["file"])
+    assert (folder / gone).exists()

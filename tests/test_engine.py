@@ -132,3 +132,19 @@ def test_an_empty_knowledge_base_says_to_ingest(tmp_path):
     out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "What law governs?", "--index",
                           str(tmp_path / "empty"), "--backend", "embedded"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 1 and "rag ingest FOLDER" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_follow_up_carries_the_conversation(index, embedder):
+    from rag.llm import Llama3Budget
+
+    engine = Engine(index, llm=Llama3Budget(), retriever=Retriever(index, embedder))
+    first = "What is the term of the agreement?"
+    said = "The agreement lasts one year [1]."
+    alone = engine.context("And can it be renewed?", [NETGEAR])
+    follow = engine.context("And can it be renewed?", [NETGEAR], history=[(first, said)])
+    engine.close()
+    assert [m["role"] for m in follow.chat] == ["system", "user", "assistant", "user"]
+    assert follow.chat[1]["content"] == first and follow.chat[2]["content"] == said
+    assert alone.prompt_tokens < follow.prompt_tokens <= 131072 - index.max_answer_tokens  # the turns are counted
+    # the earlier question joins the search: the hits are about the term, not only about renewing
+    assert [h.chunk_id for h in follow.hits] != [h.chunk_id for h in alone.hits]
