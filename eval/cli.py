@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     keep, pipelines = {q.id for q in questions}, {b.name for b in baselines}
     rows = [r for r in results.rows if r["id"] in keep and r["budget"] in budgets
             and (r["ordering"] in orderings if r["pipeline"] == harness.OURS else r["pipeline"] in pipelines)]
-    summary = report.write(args.out, rows, info.__dict__["extra"] | {
+    summary = report.write(args.out, rows, info.extra | {
         "questions": info.questions, "collection": info.collection, "backend": info.backend})
     ours = [s for s in summary["settings"] if s["pipeline"] == "ours"]
     for s in ours:

@@ -34,8 +34,11 @@ def stored_chunks(settings) -> int:
     db = settings.index_dir / "manifest.sqlite"
     if not db.exists():
         return 0
-    with sqlite3.connect(db, timeout=5) as con:
-        return con.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE state = 'complete'").fetchone()[0]
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE state = 'complete'").fetchone()[0]
+    except sqlite3.OperationalError:  # the file exists, its tables not yet: the ingest has just started
+        return 0
 
 
 def wait_for(condition, timeout=120):
