@@ -175,7 +175,7 @@ def position_metrics(q: Question, texts: Sequence[str], tokens: Sequence[int]) -
     return {"evidence_found": 1.0, "first_evidence_source": at + 1, "first_evidence_offset": sum(tokens[:at])}
 
 
-def answer_metrics(q: Question, answer: Answer, context: Context) -> dict:
+def answer_metrics(q: Question, answer: Answer) -> dict:
     out: dict = {"abstained": float(answer.abstained)}
     if q.answerable:
         out["false_abstention"] = float(answer.abstained)
@@ -200,7 +200,7 @@ def our_row(q: Question, budget: int, context: Context, answer: Answer | None, s
     seconds = dict(context.seconds)
     row = base_row(q, OURS, context.ordering, budget)
     if answer is not None:
-        metrics.update(answer_metrics(q, answer, context))
+        metrics.update(answer_metrics(q, answer))
         seconds = answer.seconds
         generating = seconds["total"] - seconds["first_token"]
         answer_tokens = engine.llm.count(answer.text) if answer.text else 0

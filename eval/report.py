@@ -119,15 +119,11 @@ def render(summary: dict, plots: list[str]) -> str:
               "|---|---|---|---:|---|---|---|---|---:|---:|---:|"]
     for s in settings:
         mt = s["metrics"]
+        tokens = f"{mt['prompt_tokens']['p50']:.0f}" if "prompt_tokens" in mt else "–"
         lines.append(f"| {s['pipeline']} | {s['ordering']} | {_budget(s['budget'])} | {s['effective_budget']} | "
                      f"{_cell(mt.get('evidence_recall'))} | {_cell(mt.get('evidence_found'))} | {_cell(mt.get('mrr'))} | "
                      f"{_cell(mt.get('recall_at_10'))} | {_cell(mt.get('first_evidence_source'), 1)} | "
-                     f"{_cell(mt.get('first_evidence_offset'), 0)} | "
-                     f"{mt['prompt_tokens']['p50']:.0f} |" if "prompt_tokens" in mt else
-                     f"| {s['pipeline']} | {s['ordering']} | {_budget(s['budget'])} | {s['effective_budget']} | "
-                     f"{_cell(mt.get('evidence_recall'))} | {_cell(mt.get('evidence_found'))} | {_cell(mt.get('mrr'))} | "
-                     f"{_cell(mt.get('recall_at_10'))} | {_cell(mt.get('first_evidence_source'), 1)} | "
-                     f"{_cell(mt.get('first_evidence_offset'), 0)} | – |")
+                     f"{_cell(mt.get('first_evidence_offset'), 0)} | {tokens} |")
     answered = [s for s in settings if "f1" in s["metrics"] or "abstention_accuracy" in s["metrics"]]
     if answered:
         lines += ["", "## Answers", "",
