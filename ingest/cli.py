@@ -11,8 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from rag.config import Settings
 from rag.indexer import ingest
+from rag.paths import shown
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, IngestReport
 
 STYLE = {OK: "green", UNCHANGED: "dim", FAILED: "red", NO_TEXT: "yellow", SKIPPED: "dim", REMOVED: "cyan"}
@@ -63,7 +66,7 @@ def _on_event(progress):
         if kind == "planned":
             state["task"] = progress.add_task("indexing", total=data["work"], current="")
         elif kind == "file" and "task" in state and data["report"].status not in (UNCHANGED, SKIPPED, REMOVED):
-            progress.update(state["task"], advance=1, current=Path(data["report"].path).name[:60])
+            progress.update(state["task"], advance=1, current=escape(shown(Path(data["report"].path).name)[:60]))
 
     return handle
 
@@ -71,28 +74,29 @@ def _on_event(progress):
 def _print_table(console, report: IngestReport, settings: Settings, folder: Path) -> None:
     from rich.table import Table
 
-    shown = [f for f in report.files if f.status != UNCHANGED or f.reason]
-    if shown:
+    listed = [f for f in report.files if f.status != UNCHANGED or f.reason]
+    if listed:
         table = Table(show_edge=False, pad_edge=False)
         for column, justify in (("file", "left"), ("status", "left"), ("pages", "right"), ("chunks", "right"),
                                 ("reason", "left")):
             table.add_column(column, justify=justify, overflow="fold")
-        for f in shown:
-            table.add_row(_shown(f.path, folder), f"[{STYLE[f.status]}]{f.status}[/]", str(f.pages or ""), str(f.chunks or ""),
-                          f.reason)
+        for f in listed:
+            table.add_row(escape(_shown(f.path, folder)), f"[{STYLE[f.status]}]{f.status}[/]", str(f.pages or ""),
+                          str(f.chunks or ""), escape(shown(f.reason)))
         console.print(table)
     t = report.totals()
     counts = ", ".join(f"{t[s]} {s.replace('_', ' ')}" for s in (OK, UNCHANGED, FAILED, NO_TEXT, SKIPPED, REMOVED)
                        if t[s])
     console.print(f"{t['files']} files: {counts or 'nothing to do'}. Embedded {t['embedded']} chunks in "
                   f"{t['seconds']['total']:.1f} s; collection {settings.collection!r} holds {t['chunks_in_index']} "
-                  f"chunks ({settings.chroma_url or settings.index_dir}).")
+                  f"chunks ({escape(shown(str(settings.chroma_url or settings.index_dir)))}).")
 
 
 def _shown(path: str, folder: Path) -> str:
-    """A path as the user will recognise it: relative to the folder they named, when it is inside."""
+    """A path as the user will recognise it: relative to the folder they named, when it is inside; printable
+    (file names are data: a name may hold bytes that are not UTF-8, or a terminal's escape codes)."""
     root = folder.absolute() if folder.is_dir() else folder.absolute().parent
     try:
-        return str(Path(path).relative_to(root))
+        return shown(str(Path(path).relative_to(root)))
     except ValueError:
-        return path
+        return shown(path)

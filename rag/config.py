@@ -45,6 +45,11 @@ class Settings:
     # Passwords tried, in order, on encrypted PDFs (the empty password is always tried first).
     pdf_passwords: tuple[str, ...] = ()
 
+    # Limits on reading one file (rag.prepare); a file past one is reported `failed`, and the batch goes on.
+    max_file_mb: int = 100  # larger files are not read at all
+    parse_timeout: float = 30.0  # seconds one page (or 64K characters of text) may take; a file, 2x this + 1/6 per page
+    parse_memory_mb: int = 4096  # memory the parsing process may use
+
     # Answering. backend: auto (vllm when llm_url is set and answers, else embedded) | vllm | embedded
     llm_backend: str = "auto"
     llm_url: str = ""  # an OpenAI-compatible server: vLLM, llama.cpp, Ollama (e.g. http://localhost:8000)
@@ -65,6 +70,8 @@ class Settings:
                 f"collection name {self.collection!r} is not valid: use 3-63 letters, digits, '.', '_' "
                 "or '-', starting and ending with a letter or digit"
             )
+        if self.max_file_mb < 1 or self.parse_timeout <= 0 or self.parse_memory_mb < 256:
+            raise ConfigError("max_file_mb must be >= 1, parse_timeout > 0 and parse_memory_mb >= 256")
         if self.chunk_tokens < 0 or self.chunk_overlap < 0 or self.embed_batch_size < 0:
             raise ConfigError("chunk_tokens, chunk_overlap and embed_batch_size must be >= 0")
         if self.llm_backend not in {"auto", "vllm", "embedded"}:

@@ -11,9 +11,9 @@ Order of writes, which is what makes a killed run safe to rerun:
   3. manifest, one transaction: document `complete` + the file row pointing at it;
   4. after all files: documents no file points at, and leftovers of killed runs, are hidden then deleted.
 
-While the main process embeds, a worker process reads, parses and chunks the next files (rag.prepare).
-It is started with multiprocessing's "spawn", which imports the calling script again: a script that
-calls `ingest` must do so under `if __name__ == "__main__":`, as with any multiprocessing code.
+While the main process embeds, a worker process reads, parses and chunks the next files (rag.prepare),
+under limits of time, memory and size that one bad file cannot break. A document is embedded and
+stored EMBED_BATCH chunks at a time, so a huge one costs no more memory than a small one.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from rag.embeddings import Embedder
 from rag.errors import ConfigError, IndexLockedError, UnknownDocumentError
 from rag.lexical import Row
 from rag.manifest import Document, FileRow, Manifest, now
+from rag.paths import shown
 from rag.prepare import Failed, Params, Prepared, prepare_all
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, UNCHANGED, FileReport, IngestReport
 from rag.store import ChunkStore
@@ -40,6 +41,7 @@ from rag.walk import hash_file, read_failure, walk
 
 log = logging.getLogger(__name__)
 
+EMBED_BATCH = 1024  # chunks embedded and stored at a time
 Event = Callable[[str, dict], None]  # ("planned", {"work": n}) then ("file", {"report": FileReport})
 
 
@@ -89,7 +91,7 @@ def remove_file(path: str, settings: Settings, *, store: ChunkStore | None = Non
             if row.doc_id and not others:
                 remove_document(manifest, store, row.doc_id)
             elif others and manifest.paths([row.doc_id]).get(row.doc_id) == path:  # label it with a file still there
-                store.relabel(row.doc_id, others[0], Path(others[0]).name)
+                store.relabel(row.doc_id, shown(others[0]), shown(Path(others[0]).name))
                 manifest.set_path(row.doc_id, others[0])
         finally:
             manifest.close()
@@ -164,7 +166,7 @@ class _Run:
     def _plan(self) -> tuple[list[Path], set[str]]:
         files, documents = self.manifest.files(), self.manifest.documents()
         work, seen = [], set()
-        for path, problem in walk(self.target, skip=self.settings.index_dir):
+        for path, problem in walk(self.target, self.settings.index_dir, self.settings.max_file_mb * 2**20):
             seen.add(str(path))
             if problem:
                 self._add(problem)
@@ -192,24 +194,26 @@ class _Run:
     def _adopt(self, path: Path, doc: Document) -> str:
         """A known document at a new path: moved, renamed or copied. Relabel if its old path is gone."""
         if doc.path == str(path) or os.path.exists(doc.path):
-            return "" if doc.path == str(path) else f"same content as {doc.path}: indexed once"
-        self.store.relabel(doc.doc_id, str(path), path.name)
+            return "" if doc.path == str(path) else f"same content as {shown(doc.path)}: indexed once"
+        self.store.relabel(doc.doc_id, shown(str(path)), shown(path.name))
         self.manifest.set_path(doc.doc_id, str(path))
-        return f"moved from {doc.path}"
+        return f"moved from {shown(doc.path)}"
 
     # 2. read, parse and chunk in a second process, a couple of files ahead of the embedder
     def _prepared(self, work: list[Path]) -> Iterator[Prepared | FileReport]:
         if not work:
             return
-        params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, self.settings.chunk_overlap,
-                        self.settings.pdf_passwords)
-        for item in prepare_all(work, params):
-            for stage, seconds in item.seconds.items():
-                self.timer[stage] += seconds
-            if isinstance(item, Failed):
-                yield FileReport(str(item.path), item.status, item.reason)
-            else:
-                yield item
+        s = self.settings
+        params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, s.chunk_overlap, s.pdf_passwords,
+                        s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20)
+        with contextlib.closing(prepare_all(work, params)) as prepared:  # stops the worker however we leave
+            for item in prepared:
+                for stage, seconds in item.seconds.items():
+                    self.timer[stage] += seconds
+                if isinstance(item, Failed):
+                    yield FileReport(str(item.path), item.status, item.reason)
+                else:
+                    yield item
 
     # 3. embed what is missing, store, then mark complete
     def _store(self, item: Prepared | FileReport) -> None:
@@ -219,7 +223,7 @@ class _Run:
         path, doc_id = str(item.path), doc_id_for(item.sha256, self.sig)
         known = self.manifest.document(doc_id)
         if known is not None and known.state == "complete":  # a duplicate earlier in this run
-            reason = f"same content as {known.path}: indexed once"
+            reason = f"same content as {shown(known.path)}: indexed once"
             self.manifest.put_file(FileRow(path, doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
             self._add(FileReport(path, OK, reason, known.pages, known.chunks))
             return
@@ -228,12 +232,13 @@ class _Run:
         ids = [chunk_id(doc_id, c.index) for c in item.chunks]
         have = self.store.existing(ids) if known is not None else set()  # resuming a killed run
         todo = [i for i, cid in enumerate(ids) if cid not in have]
-        if todo:
-            vectors = self.embedder.embed([item.chunks[i].text for i in todo])
-            self.report.embedded += len(todo)
+        for lo in range(0, len(todo), EMBED_BATCH):
+            batch = todo[lo:lo + EMBED_BATCH]
+            vectors = self.embedder.embed([item.chunks[i].text for i in batch])
+            self.report.embedded += len(batch)
             t = time.perf_counter()
-            self.store.upsert([ids[i] for i in todo], vectors, [item.chunks[i].text for i in todo],
-                              [self._metadata(item, doc_id, i) for i in todo])
+            self.store.upsert([ids[i] for i in batch], vectors, [item.chunks[i].text for i in batch],
+                              [self._metadata(item, doc_id, i) for i in batch])
             self.timer["store"] += time.perf_counter() - t
         with self.manifest.transaction() as m:
             m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text)
@@ -244,7 +249,7 @@ class _Run:
 
     def _metadata(self, item: Prepared, doc_id: str, i: int) -> dict:
         c = item.chunks[i]
-        return {"doc_id": doc_id, "sha256": item.sha256, "path": str(item.path), "file": item.path.name,
+        return {"doc_id": doc_id, "sha256": item.sha256, "path": shown(str(item.path)), "file": shown(item.path.name),
                 "page_start": c.page_start, "page_end": c.page_end, "start": c.start, "end": c.end,
                 "chunk": c.index, "tokens": item.tokens[i]}
 

@@ -14,13 +14,21 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rag.errors import FileError, NoTextError
+from rag.paths import valid_text
 
 log = logging.getLogger(__name__)
 
 NO_TEXT_REASON = "no extractable text (scanned? OCR is not enabled)"
 
 
-def load_pdf(data: bytes, passwords: Sequence[str] = ()) -> list[str]:
+Progress = Callable[[int, int], None]  # (pages read, pages in all): called after each page
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def load_pdf(data: bytes, passwords: Sequence[str] = (), progress: Progress = _no_progress) -> list[str]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
@@ -43,11 +51,16 @@ def load_pdf(data: bytes, passwords: Sequence[str] = ()) -> list[str]:
         raise FileError(f"broken PDF: {_describe(e)}") from e
 
     texts, failures = [], []
+    progress(0, count)
     for number in range(count):
+        if number:
+            progress(number, count)
         try:
             texts.append(pages[number].extract_text() or "")
         except FileNotDecryptedError as e:
             raise FileError(_encrypted_reason(passwords)) from e
+        except MemoryError:  # the parsing process's memory limit: the file fails, not just this page
+            raise
         except Exception as e:  # pypdf raises many kinds on damaged content streams
             log.warning("page %d: text could not be extracted (%s); indexed as empty", number + 1, _describe(e))
             texts.append("")
@@ -91,9 +104,9 @@ def load_text(data: bytes) -> list[str]:
 
 
 LOADERS: dict[str, Callable[..., list[str]]] = {
-    ".pdf": lambda data, passwords: load_pdf(data, passwords),
-    ".txt": lambda data, passwords: load_text(data),
-    ".md": lambda data, passwords: load_text(data),
+    ".pdf": lambda data, passwords, progress: load_pdf(data, passwords, progress),
+    ".txt": lambda data, passwords, progress: load_text(data),
+    ".md": lambda data, passwords, progress: load_text(data),
 }
 
 
@@ -101,11 +114,11 @@ def supported(path: Path) -> bool:
     return path.suffix.lower() in LOADERS
 
 
-def load_pages(path: Path, data: bytes, passwords: Sequence[str] = ()) -> list[str]:
+def load_pages(path: Path, data: bytes, passwords: Sequence[str] = (), progress: Progress = _no_progress) -> list[str]:
     """Text of each page of the file whose bytes are `data`; raises FileError / NoTextError."""
     if not data:
         raise FileError("empty file (0 bytes)")
-    pages = LOADERS[path.suffix.lower()](data, passwords)
+    pages = [valid_text(p) for p in LOADERS[path.suffix.lower()](data, passwords, progress)]
     if not any(p.strip() for p in pages):
         raise NoTextError(NO_TEXT_REASON if path.suffix.lower() == ".pdf" else "no text (the file is blank)")
     return pages

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.lexical import LexicalIndex
+from rag.paths import loaded, stored, valid_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -84,7 +85,7 @@ class Manifest:
         rows = self.db.execute(
             "SELECT doc_id, sha256, state, path, pages, chunks, tokens, ingested_at FROM documents "
             "WHERE collection = ?", (self.collection,))
-        return {r[0]: Document(*r) for r in rows}
+        return {r[0]: _document(r) for r in rows}
 
     def has_documents(self) -> bool:
         return self.db.execute("SELECT 1 FROM documents WHERE collection = ? AND state = 'complete' LIMIT 1",
@@ -94,7 +95,7 @@ class Manifest:
         row = self.db.execute(
             "SELECT doc_id, sha256, state, path, pages, chunks, tokens, ingested_at FROM documents "
             "WHERE collection = ? AND doc_id = ?", (self.collection, doc_id)).fetchone()
-        return Document(*row) if row else None
+        return _document(row) if row else None
 
     def paths(self, doc_ids) -> dict[str, str]:
         """The path each complete document's chunks are labelled with."""
@@ -102,7 +103,7 @@ class Manifest:
         found: dict[str, str] = {}
         for lo in range(0, len(ids), 500):
             part = ids[lo:lo + 500]
-            found.update(self.db.execute(
+            found.update((doc_id, loaded(path)) for doc_id, path in self.db.execute(
                 f"SELECT doc_id, path FROM documents WHERE collection = ? AND state = 'complete' "
                 f"AND doc_id IN ({','.join('?' * len(part))})", (self.collection, *part)))
         return found
@@ -115,7 +116,7 @@ class Manifest:
 
     def put_document(self, doc: Document) -> None:
         self.db.execute("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
-                        (self.collection, doc.doc_id, doc.sha256, doc.state, doc.path, doc.pages, doc.chunks,
+                        (self.collection, doc.doc_id, doc.sha256, doc.state, stored(doc.path), doc.pages, doc.chunks,
                          doc.tokens, doc.ingested_at))
 
     def set_state(self, doc_id: str, state: str) -> None:
@@ -124,7 +125,7 @@ class Manifest:
 
     def set_path(self, doc_id: str, path: str) -> None:
         self.db.execute("UPDATE documents SET path = ? WHERE collection = ? AND doc_id = ?",
-                        (path, self.collection, doc_id))
+                        (stored(path), self.collection, doc_id))
 
     def drop_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM documents WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
@@ -134,20 +135,24 @@ class Manifest:
         rows = self.db.execute(
             "SELECT path, doc_id, size, status, reason, pages, chunks, updated_at FROM files WHERE collection = ?",
             (self.collection,))
-        return {r[0]: FileRow(*r) for r in rows}
+        return {loaded(r[0]): FileRow(loaded(r[0]), *r[1:]) for r in rows}
 
     def put_file(self, row: FileRow) -> None:
         self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                        (self.collection, row.path, row.doc_id, row.size, row.status, row.reason, row.pages,
+                        (self.collection, stored(row.path), row.doc_id, row.size, row.status, valid_text(row.reason), row.pages,
                          row.chunks, row.updated_at))
 
     def drop_file(self, path: str) -> None:
-        self.db.execute("DELETE FROM files WHERE collection = ? AND path = ?", (self.collection, path))
+        self.db.execute("DELETE FROM files WHERE collection = ? AND path = ?", (self.collection, stored(path)))
 
     def referenced(self) -> set[str]:
         rows = self.db.execute("SELECT DISTINCT doc_id FROM files WHERE collection = ? AND doc_id IS NOT NULL",
                                (self.collection,))
         return {r[0] for r in rows}
+
+
+def _document(row) -> Document:
+    return Document(row[0], row[1], row[2], loaded(row[3]), *row[4:])
 
 
 def now() -> float:

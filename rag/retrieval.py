@@ -18,6 +18,7 @@ from rag.embeddings import Embedder
 from rag.errors import UnknownDocumentError
 from rag.manifest import Manifest
 from rag.packing import Hit
+from rag.paths import shown
 from rag.store import ChunkStore
 
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
@@ -56,13 +57,13 @@ class Retriever:
         ids: list[str] = []
         for name in documents:
             found = [row.doc_id for path, row in files.items()
-                     if row.doc_id and (path == name or Path(path).name == name)]
+                     if row.doc_id and name in (path, Path(path).name, shown(path), shown(Path(path).name))]
             if not found:
-                known = sorted({Path(p).name for p, row in files.items() if row.doc_id})
-                shown = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
+                known = sorted({shown(Path(p).name) for p, row in files.items() if row.doc_id})
+                listed = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
                 raise UnknownDocumentError(
-                    f"no document named {name!r} in collection {self.settings.collection!r} "
-                    f"(it holds {shown or 'nothing yet'}): check the name, or `rag ingest` it first")
+                    f"no document named {shown(name)!r} in collection {self.settings.collection!r} "
+                    f"(it holds {listed or 'nothing yet'}): check the name, or `rag ingest` it first")
             ids.extend(found)
         return list(dict.fromkeys(ids))
 
@@ -125,6 +126,6 @@ class Retriever:
             path = self._paths.get(doc_of.get(cid, ""))
             if row is None or path is None:
                 continue  # written by an ingest still running, or being removed: not visible
-            hits.append(Hit(cid, doc_of[cid], Path(path).name, path, row.chunk, row.page_start, row.page_end,
+            hits.append(Hit(cid, doc_of[cid], shown(Path(path).name), path, row.chunk, row.page_start, row.page_end,
                             row.text, score, rank_from + len(hits), row.tokens))
         return hits

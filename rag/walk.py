@@ -1,7 +1,12 @@
-"""Folder -> candidate files, each with the problem that keeps it from being read, if any."""
+"""Folder -> candidate files, each with the problem that keeps it from being read, if any.
+
+Nothing found on the way stops the walk: a symlink loop, a folder that cannot be listed, a file too
+large or not a regular file each become that file's report, and the walk goes on.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -9,46 +14,67 @@ from pathlib import Path
 from typing import Iterator
 
 from rag.loaders import read_error_reason, supported
+from rag.paths import shown
 from rag.report import FAILED, SKIPPED, FileReport
 
 
-def walk(target: Path, skip: Path) -> Iterator[tuple[Path, FileReport | None]]:
+def walk(target: Path, skip: Path, max_bytes: int) -> Iterator[tuple[Path, FileReport | None]]:
     """Candidate files under target (sorted; hidden ones and the index itself left out), each with a
-    problem report or None."""
-    if target.is_file():
-        yield target, None if supported(target) else FileReport(str(target), SKIPPED, _unsupported(target))
+    problem report or None. Files over `max_bytes` are reported, not read."""
+    root = Path(os.path.realpath(target))
+    if not target.is_dir():
+        yield target, _problem(target, root.parent, max_bytes)
         return
-    root, skip = target.resolve(), skip.resolve()
-    for dirpath, dirnames, filenames in os.walk(target, followlinks=False):
+    skip = os.path.realpath(skip)
+    unlisted: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(target, followlinks=False, onerror=unlisted.append):
+        while unlisted:  # a folder inside that could not be listed (permissions, deleted meanwhile)
+            e = unlisted.pop()
+            yield Path(e.filename), FileReport(str(e.filename), FAILED, f"cannot list this folder: {e.strerror or e}")
         dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and (Path(dirpath) / d).resolve() != skip)
+                             if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) != skip)
         for name in sorted(filenames):
             if name.startswith((".", "~$")):
                 continue
             path = Path(dirpath) / name
-            yield path, _problem(path, root)
+            yield path, _problem(path, root, max_bytes)
+    for e in unlisted:  # the folder itself vanished while being walked
+        yield Path(e.filename), FileReport(str(e.filename), FAILED, f"cannot list this folder: {e.strerror or e}")
 
 
-def _problem(path: Path, root: Path) -> FileReport | None:
+def _problem(path: Path, root: Path, max_bytes: int) -> FileReport | None:
     if not supported(path):
         return FileReport(str(path), SKIPPED, _unsupported(path))
     if path.is_symlink():
-        real = path.resolve()
-        if not real.exists():
-            return FileReport(str(path), FAILED, f"broken symlink (its target {real} does not exist)")
-        if not real.is_relative_to(root):
-            return FileReport(str(path), SKIPPED, f"symlink to {real}, outside the folder: not followed")
+        real = os.path.realpath(path)  # never raises, loops included
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return FileReport(str(path), FAILED, "symlink loop (the link points back at itself): not followed")
+            if isinstance(e, FileNotFoundError):
+                return FileReport(str(path), FAILED, f"broken symlink (its target {shown(real)} does not exist)")
+            return read_failure(path, e)
+        if not Path(real).is_relative_to(root):
+            return FileReport(str(path), SKIPPED, f"symlink to {shown(real)}, outside the folder: not followed")
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except OSError as e:
         return read_failure(path, e)
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         return FileReport(str(path), FAILED, "not a regular file")
+    if info.st_size > max_bytes:
+        return FileReport(str(path), FAILED, too_large(info.st_size, max_bytes))
     return None
 
 
+def too_large(size: int, max_bytes: int) -> str:
+    return (f"too large ({size / 2**20:,.1f} MB): files up to {max_bytes / 2**20:,.0f} MB are read "
+            "(raise max_file_mb, e.g. RAG_MAX_FILE_MB, to read it)")
+
+
 def _unsupported(path: Path) -> str:
-    return f"unsupported file type {path.suffix or '(no extension)'}: PDF, .txt and .md are ingested"
+    return f"unsupported file type {shown(path.suffix) or '(no extension)'}: PDF, .txt and .md are ingested"
 
 
 def hash_file(path: Path) -> tuple[str, int]:

@@ -195,10 +195,14 @@ def test_single_file_target(settings, embedder):
         ingest(path.with_name("missing.pdf"), settings, embedder=embedder)
 
 
-def test_unreadable_file_is_reported(tmp_path, settings, folder):
+def test_unreadable_file_and_folder_are_reported(tmp_path, settings, folder):
     secret = folder / "secret.pdf"
     shutil.copy(next(folder.glob("*.pdf")), secret)
     secret.chmod(0)
+    locked = folder / "locked"
+    locked.mkdir()
+    shutil.copy(secret.with_name(sorted(p.name for p in folder.glob("*.pdf"))[0]), locked)
+    locked.chmod(0)
     # root reads anything: drop the capabilities that let it, so the file is truly unreadable
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     out = subprocess.run([*prefix, sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index",
@@ -207,6 +211,7 @@ def test_unreadable_file_is_reported(tmp_path, settings, folder):
     files = {os.path.basename(f["path"]): f for f in json.loads(out.stdout)["files"]}
     assert files["secret.pdf"] == {"path": str(secret), "status": FAILED, "reason": "cannot read: Permission denied",
                                    "pages": 0, "chunks": 0}
+    assert files["locked"]["status"] == FAILED and files["locked"]["reason"] == "cannot list this folder: Permission denied"
     assert sum(f["status"] == OK for f in files.values()) == 3
 
 

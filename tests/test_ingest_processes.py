@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from rag.config import Settings
 from rag.indexer import ingest
 from rag.report import FAILED, NO_TEXT, OK, SKIPPED
 
-from conftest import CONTRACTS, ROBUSTNESS, ROOT, needs_shared
+from conftest import CONTRACTS, ROBUSTNESS, ROOT, free_port, needs_shared
+from helpers import wait_for
 from test_ingest import stored
 
 pytestmark = pytest.mark.slow
@@ -39,15 +39,6 @@ def stored_chunks(settings) -> int:
             return con.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE state = 'complete'").fetchone()[0]
     except sqlite3.OperationalError:  # the file exists, its tables not yet: the ingest has just started
         return 0
-
-
-def wait_for(condition, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_killed_ingest_reruns_to_the_same_state(tmp_path, embedder):
@@ -99,12 +90,6 @@ def _locked(path) -> bool:
             return True
         fcntl.flock(f, fcntl.LOCK_UN)
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

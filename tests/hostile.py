@@ -1,0 +1,59 @@
+"""Hostile and odd files, made by the tests themselves: real bytes on disk, no mocks."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+
+def pdf(objects: list[bytes]) -> bytes:
+    """A PDF whose objects are numbered from 1 in the order given; object 1 is the catalog."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def stream(data: bytes) -> bytes:
+    packed = zlib.compress(data, 9)
+    return b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed) + packed + b"\nendstream"
+
+
+def slow_pdf(path: Path, pages: int = 300, operators: int = 200_000) -> Path:
+    """A small PDF whose pages all draw one content stream of `operators` text operators: a few KB on
+    disk, and seconds (or, at 1M operators, a minute) of text extraction per page."""
+    content = b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj " * operators + b"ET"
+    first_page = 5
+    kids = b" ".join(b"%d 0 R" % (first_page + i) for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        stream(content),
+    ] + [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+         b"/Contents 4 0 R >>"] * pages
+    path.write_bytes(pdf(objects))
+    return path
+
+
+def text_pdf(path: Path, lines: list[str]) -> Path:
+    """A one-page PDF that shows `lines` of plain ASCII text."""
+    ops = b"BT /F1 11 Tf 14 TL 72 740 Td " + b" ".join(
+        b"(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1") + b") '"
+        for line in lines) + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        stream(ops),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+        b"/Contents 4 0 R >>",
+    ]
+    path.write_bytes(pdf(objects))
+    return path
