@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import time
 from importlib.metadata import entry_points
 
 from rag import __version__
@@ -46,6 +47,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GRACE = 5.0  # seconds a stopped command has to clean up before it is ended outright
+_CAUGHT: list[int] = []  # the signal that stopped this command
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop any command promptly, at any stage.
+
+    - Python keeps SIGINT ignored when it started ignored (a background job of a script): reset it.
+    - Both raise KeyboardInterrupt in the main thread, so `finally` blocks release the index's lock and
+      stop the parsing worker; a second signal adds nothing.
+    - When the main thread cannot get to it (inside a library's C code, or waiting on threads), a
+      watchdog ends the process GRACE seconds later. Every index write is crash-safe, so that loses
+      nothing a rerun does not redo.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)  # written by C code the moment a signal lands
+
+    def on_signal(signum, frame):
+        if not _CAUGHT:
+            _CAUGHT.append(signum)
+            raise KeyboardInterrupt
+
+    def watchdog():
+        while (got := os.read(read_end, 1)) and got[0] not in (signal.SIGINT, signal.SIGTERM):
+            pass
+        time.sleep(GRACE)
+        os.write(2, b"rag: stopped (run it again to finish; finished work is kept)\n")
+        os._exit(128 + got[0])
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    threading.Thread(target=watchdog, name="rag-stop-watchdog", daemon=True).start()
+
+
+def entry() -> int:
+    """The `rag` command (and `python -m rag.cli`): main() with signals handled as a command should."""
+    stop_on_signals()
+    try:
+        return main()
+    except KeyboardInterrupt:  # before a subcommand started, or while it was reporting its own interruption
+        print("rag: interrupted", file=sys.stderr)
+        return 128 + (_CAUGHT[0] if _CAUGHT else 2)
+    except BrokenPipeError:  # `rag ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     # libraries' own tqdm bars (e.g. the GGUF de-quantizer's) are noise here: progress is ours to show.
     # tqdm reads this when it is first imported, which the heavy libraries do lazily, after this line.
@@ -66,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted; run it again to finish (finished work is kept)", file=sys.stderr)
-        return 130
+        return 128 + (_CAUGHT[0] if _CAUGHT else 2)
 
 
 def register_ask(subparsers, common: argparse.ArgumentParser) -> None:
@@ -110,4 +164,4 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
