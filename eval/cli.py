@@ -44,6 +44,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from eval import harness, report
     from eval.bench_ingest import machine
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         said = [f"{name} {mt[name]['mean']:.3f}" for name in ("evidence_recall", "mrr", "f1", "abstention_accuracy")
                 if name in mt]
         print(f"{s['ordering']:>8} {s['budget']:>7}: " + ", ".join(said))
+    if summary["errors"]:
+        err.print(f"[yellow]{len({e['id'] for e in summary['errors']})} questions could not be run (counted as misses; "
+                  f"a rerun tries them again), e.g.: {escape(summary['errors'][0]['error'])}[/]")
     print(f"report: {args.out / 'report.md'}")
     return 0
 

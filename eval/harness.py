@@ -7,6 +7,11 @@ index's connection); answers from a server backend run `concurrency` at a time, 
 
 A run is resumable: results are appended (and flushed) as they finish, and a rerun with the same `out`
 skips the (question, pipeline, ordering, budget) rows already there.
+
+One question never stops the batch: a question that cannot be run (scoped to a document the index does
+not hold, say one that failed to ingest; or one answer that timed out) is recorded with its error,
+counts as a miss in the metrics, and is tried again by the next run. Only a server that is down ends
+the run (every question after it would fail the same way).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 from eval import metrics as m
 from rag.config import Settings
 from rag.engine import Answer, Context, Engine
-from rag.errors import ConfigError
+from rag.errors import ConfigError, LLMTimeoutError, LLMUnavailableError, RagError
 
 RECALL_AT = (1, 5, 10, 20)
 OURS = "ours"
@@ -74,14 +79,19 @@ def load_questions(path: Path, limit: int = 0, sample: int = 0, seed: int = 0,
 
 
 class Results:
-    """results.jsonl in `out`: appended line by line, read back to resume."""
+    """results.jsonl in `out`: appended line by line, read back to resume. A later row for the same key
+    (a question retried after an error) replaces the earlier one."""
 
     def __init__(self, out: Path):
         self.path = out / "results.jsonl"
         out.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.rows = list(self._read())
-        self.done = {self.key(r) for r in self.rows}
+        self._rows = {self.key(r): r for r in self._read()}
+        self.done = {k for k, r in self._rows.items() if "error" not in r}
+
+    @property
+    def rows(self) -> list[dict]:
+        return list(self._rows.values())
 
     @staticmethod
     def key(row: dict) -> tuple:
@@ -106,8 +116,9 @@ class Results:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
-            self.rows.append({**row, "context": None})
-            self.done.add(self.key(row))
+            self._rows[self.key(row)] = {**row, "context": None}
+            if "error" not in row:
+                self.done.add(self.key(row))
 
 
 def run(questions: Sequence[Question], settings: Settings, plan: Plan, out: Path, engine: Engine,
@@ -126,13 +137,28 @@ def run(questions: Sequence[Question], settings: Settings, plan: Plan, out: Path
             todo = [o for o in plan.orderings if (q.id, OURS, o, budget) not in results.done]
             if not todo:
                 continue
-            with index_lock:
-                first = engine.context(q.question, q.documents or None, budget=budget, ordering=todo[0])
-                contexts = [first] + [engine.reordered(first, o) for o in todo[1:]]
-                shared = retrieval_metrics(q, first)
+            try:
+                with index_lock:
+                    first = engine.context(q.question, q.documents or None, budget=budget, ordering=todo[0])
+                    contexts = [first] + [engine.reordered(first, o) for o in todo[1:]]
+                    shared = retrieval_metrics(q, first)
+            except RagError as e:
+                if isinstance(e, LLMUnavailableError):
+                    raise
+                for ordering in todo:
+                    row = error_row(q, ordering, budget, e)
+                    results.add(row)
+                    on_row(row)
+                continue
             for context in contexts:
                 asked = time.time()
-                answer = None if plan.retrieval_only else engine.answer(context)
+                try:
+                    answer = None if plan.retrieval_only else engine.answer(context)
+                except LLMTimeoutError as e:
+                    row = error_row(q, context.ordering, budget, e)
+                    results.add(row)
+                    on_row(row)
+                    continue
                 span = [asked, time.time()]  # wall clock: shows answers overlapping
                 row = our_row(q, budget, context, answer, shared, engine, plan.judge)
                 if answer is not None:
@@ -232,6 +258,14 @@ def baseline_row(q: Question, baseline, budget: int) -> dict:
         {"number": i, "rank": i, "source": n.file, "page": n.page, "tokens": n.tokens, "text": n.text}
         for i, n in enumerate(packed, 1)])
     return row
+
+
+def error_row(q: Question, ordering: str, budget: int, e: RagError) -> dict:
+    """A question that could not be run: its error, and a miss in every retrieval metric it would have had."""
+    missed = {"evidence_recall": 0.0, "evidence_found": 0.0, "mrr": 0.0,
+              **{f"recall_at_{k}": 0.0 for k in RECALL_AT}} if q.answerable and q.evidence else {}
+    return {**base_row(q, OURS, ordering, budget), "error": str(e), "error_type": type(e).__name__,
+            "metrics": {"error": 1.0, **missed}, "seconds": {}, "context": []}
 
 
 def base_row(q: Question, pipeline: str, ordering: str, budget: int) -> dict:

@@ -44,6 +44,8 @@ METRIC_DEFINITIONS = {
                                                      "question to the first answer token; to the last.",
     "tokens_per_second": "Answer tokens / (total - first token) seconds.",
     "judge": "Optional LLM-as-judge: 1 when the judge model says the answer agrees with the gold answer.",
+    "error": "Share of questions that could not be run (e.g. scoped to a document that failed to ingest); such a "
+             "question counts as a miss (0) in every retrieval metric above.",
 }
 
 

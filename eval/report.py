@@ -35,11 +35,16 @@ def aggregate(rows: Iterable[dict], intervals: bool = True) -> dict:
     n = 0
     for row in rows:
         n += 1
+        values["error"].append(1.0 if "error" in row else 0.0)  # a share of all questions, not of the failed ones
         for name, v in row["metrics"].items():
+            if name == "error":
+                continue
             if v is not None:
                 values[name].append(float(v))
         for name, v in row.get("seconds", {}).items():
             values[f"seconds_{name}"].append(float(v))
+    if not any(values["error"]):
+        del values["error"]
     out: dict = {"n": n}
     for name, vs in sorted(values.items()):
         item = {"mean": statistics.fmean(vs), "n": len(vs)}
@@ -67,7 +72,10 @@ def summarize(rows: list[dict], run: dict) -> dict:
             by_category[row.get("category") or "-"].append(row)
         categories[label] = {c: {k: v for k, v in aggregate(rs, intervals=False).items() if not k.startswith("seconds_")}
                              for c, rs in sorted(by_category.items())}
-    return {"run": run, "settings": settings, "by_category": categories, "definitions": METRIC_DEFINITIONS}
+    errors = [{"id": r["id"], "pipeline": r["pipeline"], "ordering": r["ordering"], "budget": r["budget"],
+               "error": r["error"]} for r in rows if "error" in r]
+    return {"run": run, "settings": settings, "by_category": categories, "errors": errors,
+            "definitions": METRIC_DEFINITIONS}
 
 
 def write(out: Path, rows: list[dict], run: dict) -> dict:
@@ -147,6 +155,18 @@ def render(summary: dict, plots: list[str]) -> str:
         total = f"{mt['seconds_total']['p50']:.2f}" if "seconds_total" in mt else "–"
         lines.append(f"| {s['pipeline']} | {s['ordering']} | {_budget(s['budget'])} | {retrieve} | "
                      f"{ms('seconds_pack')} | {total} |")
+    if summary.get("errors"):
+        errors = summary["errors"]
+        by_message: dict[str, list[str]] = defaultdict(list)
+        for e in errors:
+            by_message[e["error"]].append(e["id"])
+        lines += ["", "## Questions that could not be run", "",
+                  f"{len({e['id'] for e in errors})} questions ({len(errors)} rows) could not be run; each counts as a "
+                  "miss in the metrics above (`error` is their share), and the next run with the same `--out` tries "
+                  "them again.", "", "| questions | error |", "|---:|---|"]
+        for message, ids in sorted(by_message.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(sorted(set(ids))[:3]) + (" ..." if len(set(ids)) > 3 else "")
+            lines.append(f"| {len(set(ids))} | {message.replace('|', '/')} (e.g. {shown}) |")
     first = next((s for s in settings if s["pipeline"] == "ours"), None)
     if first:
         label = f"ours/{first['ordering']}/{first['budget']}"

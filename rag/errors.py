@@ -36,6 +36,10 @@ class LLMUnavailableError(RagError):
     """The configured language-model server did not answer, or answered with an error."""
 
 
+class LLMTimeoutError(LLMUnavailableError):
+    """The server answered too slowly for this one request (it may still answer the next)."""
+
+
 class UnknownDocumentError(RagError):
     """A question's scope names a document the knowledge base does not hold."""
 
