@@ -16,7 +16,7 @@ from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
 from rag.llm import LLM, open_llm
 from rag.packing import Hit, Packed, Source, pack, reorder
-from rag.prompts import NOT_FOUND, messages
+from rag.prompts import NOT_FOUND, messages, neutralizer
 from rag.retrieval import Retriever
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -77,13 +77,14 @@ class Engine:
         self.settings = settings
         self.retriever = retriever or Retriever(settings)
         self.llm = llm or open_llm(settings)
+        self.clean = neutralizer(self.llm.special_tokens)  # document text never becomes this model's structure
 
     def close(self) -> None:
         self.retriever.close()
 
     def budget(self, question: str, budget: int | None = None, history: Sequence[tuple[str, str]] = ()) -> int:
         """Tokens left for sources once everything else in the prompt and the answer are counted."""
-        fixed = self.llm.count_messages(messages([], question, history))
+        fixed = self.llm.count_messages(self._chat([], question, history))
         wanted = budget or self.settings.budget
         left = min(wanted, self.llm.context_window - fixed - self.settings.max_answer_tokens,
                    self.llm.max_budget or wanted)
@@ -115,12 +116,12 @@ class Engine:
         retrieved = time.perf_counter()
         ordering = ordering or self.settings.ordering
         packed = self._pack(hits, budget, ordering)
-        chat = messages([s.block() for s in packed.sources], question, history)
+        chat = self._chat(packed.sources, question, history)
         prompt_tokens = self.llm.count_messages(chat)
         while prompt_tokens + self.settings.max_answer_tokens > self.llm.context_window and packed.sources:
             budget -= prompt_tokens + self.settings.max_answer_tokens - self.llm.context_window + 16
             packed = self._pack(hits, max(0, budget), ordering)
-            chat = messages([s.block() for s in packed.sources], question, history)
+            chat = self._chat(packed.sources, question, history)
             prompt_tokens = self.llm.count_messages(chat)
         return Context(question, hits, packed, chat, prompt_tokens, budget, ordering, tuple(history),
                        {"retrieve": retrieved - started, "pack": time.perf_counter() - retrieved})
@@ -129,7 +130,7 @@ class Engine:
         """The same sources in another order (for ablations: what ordering alone changes)."""
         started = time.perf_counter()
         packed = reorder(context.packed, ordering)
-        chat = messages([s.block() for s in packed.sources], context.question, context.history)
+        chat = self._chat(packed.sources, context.question, context.history)
         return replace(context, packed=packed, chat=chat, prompt_tokens=self.llm.count_messages(chat),
                        ordering=ordering, seconds={**context.seconds, "pack": time.perf_counter() - started})
 
@@ -159,7 +160,10 @@ class Engine:
     def _pack(self, hits, budget: int, ordering: str) -> Packed:
         return pack(hits, budget, self.llm.count, ordering=ordering,
                     neighbours=self.retriever.neighbours, expand=self.settings.expand,
-                    llama_counts=self.llm.counts_llama3)
+                    llama_counts=self.llm.counts_llama3, clean=self.clean)
+
+    def _chat(self, sources: Sequence[Source], question: str, history: Sequence[tuple[str, str]]) -> list[dict]:
+        return messages([s.block(self.clean) for s in sources], question, history, self.clean)
 
 
 def cite(text: str, sources: list[Source]) -> list[Citation]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from rag.config import Settings
-from rag.errors import ConfigError, LLMUnavailableError
+from rag.errors import ConfigError, LLMTimeoutError, LLMUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ VLLM_COMMAND = "vllm serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 1310
 _LLAMA31_SYSTEM_PREAMBLE = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
 BUNDLED_MAX_BUDGET = 2048  # source tokens given to the bundled SmolLM2-135M, whatever the budget setting
 TEMPLATE_MARGIN = 16  # tokens kept free for chat-template details that differ between server versions
+# A server's tokenizer is not ours to read: its special tokens are taken to be those of the chat formats
+# in common use. `<|name|>` markers (Llama 3, ChatML, Phi) are broken by rag.prompts whatever their name.
+SERVER_SPECIAL_TOKENS = frozenset({"<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "<start_of_turn>",
+                                   "<end_of_turn>", "<bos>", "<eos>", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
+                                   "[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "<think>", "</think>"})
 
 
 class LLM(Protocol):
@@ -40,6 +45,7 @@ class LLM(Protocol):
     context_window: int
     max_budget: int  # 0, or the most source tokens this model should be given
     counts_llama3: bool  # `count` is Meta's Llama-3 tokenizer (so counts stored at ingestion apply)
+    special_tokens: frozenset[str]  # strings its tokenizer reads as control tokens: never let documents write them
 
     def count(self, text: str) -> int: ...
 
@@ -88,6 +94,7 @@ class ServerLLM:
             log.warning("%s does not say its context window; assuming %d (set RAG_LLM_CONTEXT_WINDOW)", self.url, window)
         self.context_window = window
         self.counts_llama3 = True
+        self.special_tokens = SERVER_SPECIAL_TOKENS
         self.max_budget = 0
         self.describe = f"vllm: {self.model} at {self.url} ({window} tokens)"
         from llama_index.llms.openai_like import OpenAILike
@@ -119,7 +126,7 @@ class ServerLLM:
         except Exception as e:  # the openai client raises its own connection / timeout / status errors
             name = type(e).__name__
             if "Timeout" in name:
-                raise LLMUnavailableError(
+                raise LLMTimeoutError(
                     f"the language-model server at {self.url} did not answer within {self.timeout:.0f} s: "
                     "it may be overloaded or still loading the model; raise RAG_LLM_TIMEOUT or try again") from e
             if "Connection" in name:
@@ -147,6 +154,7 @@ class Llama3Budget:
     context_window = 131072
     max_budget = 0
     counts_llama3 = True
+    special_tokens = SERVER_SPECIAL_TOKENS
 
     def count(self, text: str) -> int:
         from rag.tokens import llama3_tokens
@@ -187,6 +195,9 @@ class EmbeddedLLM:
         self._model = self._tokenizer = None
         self._lock = threading.Lock()
         self.context_window = self._window()
+        tokenizer = self.tokenizer()
+        self.special_tokens = frozenset(tokenizer.all_special_tokens) | frozenset(
+            t.content for t in tokenizer.added_tokens_decoder.values())
         self.describe = f"embedded: {self.name}, in-process ({self.context_window} tokens)"
 
     def _window(self) -> int:

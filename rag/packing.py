@@ -20,7 +20,7 @@ import random as _random
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from rag.prompts import source_block
+from rag.prompts import Clean, neutralize, source_block
 
 ORDERINGS = ("golden", "reverse", "sandwich", "random")
 _WIDEST_NUMBER = 999  # "[999]" counts as many tokens as any number up to it
@@ -60,8 +60,8 @@ class Source:
     tokens: int
     hits: tuple[int, ...] = ()  # ranks of the retrieved hits inside it (the rest is neighbouring text)
 
-    def block(self) -> str:
-        return source_block(self.number, self.file, self.page_start, self.page_end, self.text)
+    def block(self, clean: Clean = neutralize) -> str:
+        return source_block(self.number, self.file, self.page_start, self.page_end, self.text, clean)
 
 
 @dataclass(frozen=True)
@@ -76,20 +76,22 @@ Neighbours = Callable[[list[tuple[str, int]]], "dict[tuple[str, int], Hit]"]  # 
 
 
 def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *, ordering: str = "golden",
-         neighbours: Neighbours | None = None, expand: int = 2, seed: int = 0, llama_counts: bool = False) -> Packed:
+         neighbours: Neighbours | None = None, expand: int = 2, seed: int = 0, llama_counts: bool = False,
+         clean: Clean = neutralize) -> Packed:
     """`neighbours` fetches the chunks next to sources (one call per round); `llama_counts`: count_tokens is the
-    Llama-3 tokenizer, so hits' stored counts may stand in while choosing."""
+    Llama-3 tokenizer, so hits' stored counts may stand in while choosing; `clean`: how the model's blocks
+    neutralise document text (counted as the model will read it)."""
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
 
     def exact(s: Source) -> int:
-        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text))
+        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, clean))
 
     def piece(h: Hit) -> int:  # a chunk counted once; with its overlap, so joins are over-estimated
         return (h.tokens if h.tokens and llama_counts else count_tokens(h.text)) + _JOIN_SLACK
 
     def header(h: Hit) -> int:  # a block's heading and spacing, for the widest number
-        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, ""))
+        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", clean))
 
     # Choosing counts each chunk once (an upper bound for a source that grows); the result is then
     # counted exactly, block by block, and trimmed in the rare case the bound was not one.

@@ -2,13 +2,17 @@
 
 Document text never acts as prompt structure: chat-template markers such as `<|eot_id|>` or
 `<|start_header_id|>` (Llama 3) and `<|im_end|>` (SmolLM2, ChatML) are broken with an invisible word
-joiner, so a server that tokenizes special-token strings in message content sees plain characters.
+joiner, so a server that tokenizes special-token strings in message content sees plain characters; so
+is every other special token of the tokenizer in use (SmolLM2's `<filename>`, Mistral's `[INST]`),
+through `neutralizer(special_tokens)`, which the engine builds from what its model declares.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
+
+Clean = Callable[[str], str]  # document (or user) text -> text that cannot act as prompt structure
 
 SYSTEM = (
     "You answer questions about the user's documents. Use only the numbered sources in the user's message, "
@@ -28,22 +32,37 @@ def neutralize(text: str) -> str:
     return _MARKER.sub(lambda m: f"<{_JOINER}|{m.group(1)}|{_JOINER}>", text)
 
 
+def neutralizer(special_tokens: Iterable[str]) -> Clean:
+    """`neutralize`, and also each of `special_tokens` broken after its first character."""
+    words = sorted({t for t in special_tokens if len(t) > 1 and not _MARKER.fullmatch(t)}, key=len, reverse=True)
+    if not words:
+        return neutralize
+    pattern = re.compile("|".join(map(re.escape, words)))
+
+    def clean(text: str) -> str:
+        return pattern.sub(lambda m: m.group()[0] + _JOINER + m.group()[1:], neutralize(text))
+
+    return clean
+
+
 def pages_label(page_start: int, page_end: int) -> str:
     return f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
 
 
-def source_block(number: int, file: str, page_start: int, page_end: int, text: str) -> str:
+def source_block(number: int, file: str, page_start: int, page_end: int, text: str, clean: Clean = neutralize) -> str:
     """One numbered source as the model sees it; packing counts exactly this."""
-    return f"[{number}] {neutralize(file)}, {pages_label(page_start, page_end)}\n{neutralize(text.strip())}\n\n"
+    return f"[{number}] {clean(file)}, {pages_label(page_start, page_end)}\n{clean(text.strip())}\n\n"
 
 
-def user_message(blocks: list[str], question: str) -> str:
+def user_message(blocks: list[str], question: str, clean: Clean = neutralize) -> str:
     context = "".join(blocks) if blocks else "(no sources were found)\n\n"
-    return f"Sources:\n\n{context}Question: {neutralize(question.strip())}"
+    return f"Sources:\n\n{context}Question: {clean(question.strip())}"
 
 
-def messages(blocks: list[str], question: str, history: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+def messages(blocks: list[str], question: str, history: Sequence[tuple[str, str]] = (),
+             clean: Clean = neutralize) -> list[dict[str, str]]:
     """System prompt, earlier turns (question, answer) as they were said, then the sources and the question."""
-    earlier = [{"role": role, "content": neutralize(text.strip())}
+    earlier = [{"role": role, "content": clean(text.strip())}
                for turn in history for role, text in zip(("user", "assistant"), turn)]
-    return [{"role": "system", "content": SYSTEM}, *earlier, {"role": "user", "content": user_message(blocks, question)}]
+    return [{"role": "system", "content": SYSTEM}, *earlier,
+            {"role": "user", "content": user_message(blocks, question, clean)}]
