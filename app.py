@@ -1,7 +1,9 @@
 """Streamlit workbench: `streamlit run app.py`. A thin shell over rag/: Ask, Library, Settings.
 
 Binds to localhost and sends no usage statistics (.streamlit/config.toml). Every library error is
-shown as the message it carries, which says what to do; document text is always shown escaped.
+shown as the message it carries, which says what to do. Nothing a document or a model wrote reaches the
+page as Markdown or HTML: document text, answers, questions, file names and error messages all go
+through `inert` (rag.passages), so none of them can load an image, a link or anything else.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from rag.config import Settings, load_settings
 from rag.errors import RagError
 from rag.library import MAX_UPLOAD_MB, TYPES, save_upload
 from rag.manifest import Manifest
-from rag.passages import answer_words, highlight_html, render_page
+from rag.passages import answer_words, highlight_html, inert, render_page
+from rag.paths import shown
 from rag.prompts import pages_label
 
 BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
@@ -51,15 +54,25 @@ def files(s: Settings) -> list:
         manifest.close()
 
 
+def say(kind, text: str) -> None:
+    """st.error / st.warning / st.success / st.info with `text` shown as the characters it is."""
+    kind(inert(text))
+
+
+def show_text(text: str, css: str = "answer", where=st) -> None:
+    """A question or an answer, as the characters it is (a model steered by a document may write Markdown)."""
+    where.markdown(f"<div class='{css}'>{inert(text)}</div>", unsafe_allow_html=True)
+
+
 def status_line(engine) -> None:
     llm = engine.llm
     if getattr(llm, "fallback", ""):
-        st.warning(f"Answering with the small embedded model, because {llm.fallback}")
+        say(st.warning, f"Answering with the small embedded model, because {llm.fallback}")
     elif llm.describe.startswith("embedded"):
-        st.info(f"Answering with the embedded model: {llm.describe}. It runs offline and is small; "
-                "point Settings at a vLLM server for Llama-3.1-8B-Instruct.")
+        say(st.info, f"Answering with the embedded model: {llm.describe}. It runs offline and is small; "
+                     "point Settings at a vLLM server for Llama-3.1-8B-Instruct.")
     else:
-        st.success(f"Answering with {llm.describe}: reachable.")
+        say(st.success, f"Answering with {llm.describe}: reachable.")
     if "llama" in llm.describe.lower():
         st.caption("Built with Llama")
 
@@ -91,7 +104,7 @@ def source_cards(answer: dict, key: str) -> None:
     for c in cited:
         with st.container(border=True):
             how = " · matched by its words (the model cited nothing)" if c["inferred"] else ""
-            st.markdown(f"**[{c['number']}] {_escape(c['file'])}, {pages_label(c['page_start'], c['page_end'])}**{how}")
+            st.markdown(f"**\\[{c['number']}\\] {inert(c['file'])}, {pages_label(c['page_start'], c['page_end'])}**{how}")
             st.markdown(f"<div class='passage'>{highlight_html(c['passage'], words)}</div>", unsafe_allow_html=True)
             if c["path"].lower().endswith(".pdf"):
                 pages = range(c["page_start"], c["page_end"] + 1)
@@ -99,38 +112,34 @@ def source_cards(answer: dict, key: str) -> None:
                              key=f"{key}-page-{c['number']}"):
                     for page in pages:
                         try:
-                            st.image(render_page(c["path"], page), caption=f"{c['file']}, p. {page}")
+                            st.image(render_page(c["path"], page), caption=f"page {page}")
                         except RagError as e:
-                            st.error(str(e))
+                            say(st.error, str(e))
     others = [s for s in answer["sources"] if s["number"] not in {c["number"] for c in cited}]
     if others:
         with st.expander(f"{len(others)} more sources in the prompt ({answer['prompt_tokens']} prompt tokens)"):
             for s in others:
-                st.markdown(f"[{s['number']}] {_escape(s['file'])}, {pages_label(s['page_start'], s['page_end'])} "
+                st.markdown(f"\\[{s['number']}\\] {inert(s['file'])}, {pages_label(s['page_start'], s['page_end'])} "
                             f"· rank {s['rank']} · {s['tokens']} tokens")
-
-
-def _escape(text: str) -> str:
-    """Markdown-inert text: every markup character escaped (file names are data too)."""
-    return "".join(f"\\{ch}" if ch in "\\`*_{}[]()#+-.!|<>~$" else ch for ch in text)
 
 
 def ask_tab(s: Settings) -> None:
     try:
         engine = engine_for(s)
     except RagError as e:
-        st.error(str(e))
+        say(st.error, str(e))
         return
     status_line(engine)
-    names = sorted({Path(f.path).name for f, doc in files(s) if doc is not None})
+    names = sorted({shown(Path(f.path).name) for f, doc in files(s) if doc is not None})
     if not names:
         st.info("The knowledge base is empty: add documents in the Library tab, or run `rag ingest FOLDER`.")
         return
     scope = st.multiselect("Ask about", names, placeholder="All documents", key="scope")
     for i, turn in enumerate(state.turns):
-        st.chat_message("user").write(turn["question"])
+        with st.chat_message("user"):
+            show_text(turn["question"], "question")
         with st.chat_message("assistant"):
-            st.write(turn["answer"]["text"])
+            show_text(turn["answer"]["text"])
             source_cards(turn["answer"], f"turn{i}")
     question = st.chat_input("Ask a question about your documents")
     if st.button("New conversation", key="new_conversation", disabled=not state.turns):
@@ -138,18 +147,22 @@ def ask_tab(s: Settings) -> None:
         st.rerun()
     if not question:
         return
-    st.chat_message("user").write(question)
+    with st.chat_message("user"):
+        show_text(question, "question")
     history = [(t["question"], t["answer"]["text"]) for t in state.turns[-HISTORY_TURNS:]]
     with st.chat_message("assistant"):
         try:
             context = engine.context(question, scope or None, history=history)
         except RagError as e:
-            st.error(str(e))
+            say(st.error, str(e))
             return
         streamed = Streamed(engine, context)
-        st.write_stream(iter(streamed))
+        so_far, text = st.empty(), ""
+        for piece in streamed:
+            text += piece
+            show_text(text, where=so_far)
         if streamed.error is not None:
-            st.error(str(streamed.error))
+            say(st.error, str(streamed.error))
             return
         answer = streamed.answer.to_dict()
         source_cards(answer, f"turn{len(state.turns)}")
@@ -167,7 +180,7 @@ def library_tab(s: Settings) -> None:
             try:
                 saved.append(save_upload(s, upload.name, upload.getvalue()))
             except RagError as e:
-                st.error(str(e))
+                say(st.error, str(e))
         for path in saved:
             run_ingest(s, path)
         state.upload_round = state.get("upload_round", 0) + 1
@@ -178,33 +191,33 @@ def library_tab(s: Settings) -> None:
         if st.button("Re-scan", key="rescan", disabled=not folder):
             run_ingest(s, Path(folder).expanduser())
     with right:
-        path = st.selectbox("Remove a document", [f.path for f, _ in files(s)], format_func=lambda p: Path(p).name,
+        path = st.selectbox("Remove a document", [f.path for f, _ in files(s)], format_func=lambda p: shown(Path(p).name),
                             key="remove_path", index=None, placeholder="choose a document")
         if st.button("Remove", key="remove", disabled=not path):
             from rag.indexer import remove_file
 
             try:
                 remove_file(path, s)
-                st.success(f"Removed {Path(path).name}. A file in a folder of yours stays there: a re-scan of that "
-                           "folder adds it back.")
+                say(st.success, f"Removed {shown(Path(path).name)}. A file in a folder of yours stays there: a re-scan "
+                                "of that folder adds it back.")
             except RagError as e:
-                st.error(str(e))
+                say(st.error, str(e))
     rows = files(s)
     if not rows:
         table.info("No documents yet: upload some, or re-scan a folder.")
         return
     table.dataframe([{
-        "file": Path(f.path).name, "status": f.status.replace("_", " "), "pages": f.pages, "chunks": f.chunks,
+        "file": shown(Path(f.path).name), "status": f.status.replace("_", " "), "pages": f.pages, "chunks": f.chunks,
         "size (KB)": round(f.size / 1024, 1),
         "ingested": dt.datetime.fromtimestamp(doc.ingested_at if doc else f.updated_at).strftime("%Y-%m-%d %H:%M"),
-        "reason": f.reason, "path": f.path} for f, doc in rows], hide_index=True, width="stretch")
+        "reason": f.reason, "path": shown(f.path)} for f, doc in rows], hide_index=True, width="stretch")
 
 
 def run_ingest(s: Settings, target: Path) -> None:
     from rag.indexer import ingest
     from rag.report import FAILED, NO_TEXT
 
-    bar = st.progress(0.0, text=f"Indexing {target.name} ...")
+    bar = st.progress(0.0, text=f"Indexing {inert(shown(target.name))} ...")
     seen = {"work": 0, "done": 0}
 
     def on_event(kind: str, data: dict) -> None:
@@ -212,21 +225,21 @@ def run_ingest(s: Settings, target: Path) -> None:
             seen["work"] = data["work"]
         elif kind == "file" and seen["work"]:
             seen["done"] += 1
-            bar.progress(min(1.0, seen["done"] / seen["work"]), text=Path(data["report"].path).name)
+            bar.progress(min(1.0, seen["done"] / seen["work"]), text=inert(shown(Path(data["report"].path).name)))
 
     try:
         report = ingest(target, s, on_event=on_event)
     except RagError as e:
         bar.empty()
-        st.error(str(e))
+        say(st.error, str(e))
         return
     bar.empty()
     for f in report.files:
         if f.status in (FAILED, NO_TEXT):
-            st.error(f"{Path(f.path).name}: {f.status.replace('_', ' ')}: {f.reason}")
+            say(st.error, f"{shown(Path(f.path).name)}: {f.status.replace('_', ' ')}: {f.reason}")
     t = report.totals()
-    st.success(f"{target.name}: {t['ok']} indexed, {t['unchanged']} unchanged, {t[FAILED] + t[NO_TEXT]} not "
-               f"indexed, {t['removed']} removed. The collection holds {t['chunks_in_index']} chunks.")
+    say(st.success, f"{shown(target.name)}: {t['ok']} indexed, {t['unchanged']} unchanged, {t[FAILED] + t[NO_TEXT]} "
+                    f"not indexed, {t['removed']} removed. The collection holds {t['chunks_in_index']} chunks.")
 
 
 def settings_tab(s: Settings) -> None:
@@ -252,19 +265,19 @@ def settings_tab(s: Settings) -> None:
         st.caption(f"Context window {engine.llm.context_window} tokens; source budget {s.budget}; "
                    f"ordering {s.ordering}; index `{s.index_dir}`, collection `{s.collection}`.")
     except RagError as e:
-        st.error(str(e))
-    shown = {k: v for k, v in dataclasses.asdict(s).items() if k not in {"pdf_passwords"}}
+        say(st.error, str(e))
+    listed = {k: v for k, v in dataclasses.asdict(s).items() if k not in {"pdf_passwords"}}
     with st.expander("All settings"):
-        st.json({k: str(v) for k, v in shown.items()})
+        st.json({k: str(v) for k, v in listed.items()})
 
 
-st.markdown("<style>.passage{max-height:14em;overflow-y:auto;white-space:pre-wrap;font-size:0.9em}</style>",
-            unsafe_allow_html=True)
+st.markdown("<style>.passage{max-height:14em;overflow-y:auto;white-space:pre-wrap;font-size:0.9em}"
+            ".answer,.question{white-space:pre-wrap}</style>", unsafe_allow_html=True)
 st.title("Knowledge base")
 try:
     current = settings()
 except RagError as e:
-    st.error(str(e))
+    say(st.error, str(e))
     st.stop()
 ask, library, config = st.tabs(["Ask", "Library", "Settings"])
 with ask:

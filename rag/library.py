@@ -8,6 +8,7 @@ written into the collection's uploads folder (index_dir/uploads/COLLECTION) and 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -39,8 +40,9 @@ def safe_name(name: str) -> str:
 
 def check_content(name: str, data: bytes) -> None:
     """Raise FileError unless `data` is what its (safe) name says, within the size limit."""
-    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        raise FileError(f"{name} is {len(data) / 2**20:.0f} MB: files up to {MAX_UPLOAD_MB} MB can be added")
+    if len(data) > MAX_UPLOAD_MB * 2**20:  # rounded up, so a file just over the limit never reads as "50 MB"
+        raise FileError(f"{name} is {math.ceil(len(data) * 100 / 2**20) / 100:.2f} MB: files up to {MAX_UPLOAD_MB} MB "
+                        "can be added")
     if not data:
         raise FileError(f"{name} is empty (0 bytes)")
     if name.endswith(".pdf"):

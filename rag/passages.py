@@ -1,16 +1,17 @@
-"""Showing a cited passage to a person: escaped HTML with the answer's words marked, and the page itself.
+"""Showing document text and answers to a person: inert HTML with the answer's words marked, and the page.
 
-Document text is always escaped before anything is added to it: a contract that contains `<script>`
-shows those characters, never runs them.
+Document text (and a model's answer, which a document can steer) is always made inert before anything is
+added to it: a contract that contains `<script>`, `<img src=...>`, `![logo](http://host/pixel.png)`,
+a link or a bare URL shows those characters, and the browser loads nothing and links nowhere.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
 from rag.errors import FileError
+from rag.paths import shown
 
 _WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 _PLAIN = frozenset("""the and for that this with are was were from have has not any shall will which such its
@@ -23,14 +24,25 @@ def answer_words(answer: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(answer)} - _PLAIN
 
 
+def inert(text: str) -> str:
+    """HTML that shows exactly `text`, read as HTML or as Markdown (Streamlit reads it as both).
+
+    Every character but letters, digits and spaces becomes a numeric character reference, so no tag,
+    image, link, autolink (`http&#58;&#47;&#47;` is not a URL to a Markdown parser), emphasis or
+    directive can form, and the text is one line: a blank line would end an HTML block, and what came
+    after it would be read as Markdown.
+    """
+    return "".join(ch if ch.isalnum() or ch == " " else f"&#{ord(ch)};" for ch in text)
+
+
 def highlight_html(passage: str, words: set[str]) -> str:
-    """The passage as escaped HTML, each of `words` (case-insensitive) inside <mark>."""
+    """The passage as inert HTML, each of `words` (case-insensitive) inside <mark>."""
     out, at = [], 0
     for m in _WORD.finditer(passage):
         if m.group().lower() in words:
-            out += [html.escape(passage[at:m.start()]), "<mark>", html.escape(m.group()), "</mark>"]
+            out += [inert(passage[at:m.start()]), "<mark>", inert(m.group()), "</mark>"]
             at = m.end()
-    out.append(html.escape(passage[at:]))
+    out.append(inert(passage[at:]))
     return "".join(out)
 
 
@@ -41,12 +53,12 @@ def render_page(path: str | Path, page: int, width: int = 900, password: str | N
     import pypdfium2
 
     try:
-        pdf = pypdfium2.PdfDocument(str(path), password=password)
+        pdf = pypdfium2.PdfDocument(Path(path).read_bytes(), password=password)  # bytes: any file name opens
     except (pypdfium2.PdfiumError, OSError) as e:
-        raise FileError(f"{path}: cannot open it to show page {page} ({e})") from e
+        raise FileError(f"{shown(str(path))}: cannot open it to show page {page} ({e})") from e
     try:
         if not 1 <= page <= len(pdf):
-            raise FileError(f"{path} has {len(pdf)} pages: there is no page {page}")
+            raise FileError(f"{shown(str(path))} has {len(pdf)} pages: there is no page {page}")
         sheet = pdf[page - 1]
         image = sheet.render(scale=width / sheet.get_width()).to_pil()
         buffer = io.BytesIO()

