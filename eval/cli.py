@@ -46,6 +46,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from rag.paths import printable
+
     from eval import harness, report
     from eval.bench_ingest import machine
     from rag.engine import Engine
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.docs:
         from rag.indexer import ingest
 
-        err.print(f"indexing {args.docs} ...")
+        err.print(f"indexing {printable(str(args.docs))} ...", markup=False)
         ingested = ingest(args.docs, settings)
         if ingested.has_failures:
             err.print(f"[yellow]{sum(1 for f in ingested.files if f.status in ('failed', 'no_text'))} files "

@@ -30,6 +30,7 @@ from eval import metrics as m
 from rag.config import Settings
 from rag.engine import Answer, Context, Engine
 from rag.errors import ConfigError, LLMTimeoutError, LLMUnavailableError, RagError
+from rag.paths import json_safe
 
 RECALL_AT = (1, 5, 10, 20)
 OURS = "ours"
@@ -66,8 +67,11 @@ def load_questions(path: Path, limit: int = 0, sample: int = 0, seed: int = 0,
             continue
         try:
             raw = json.loads(line)
+            documents = tuple(raw.get("documents") or ())
+            if not isinstance(raw["question"], str) or not all(isinstance(d, str) for d in documents):
+                raise TypeError("'question' and each of 'documents' must be text")
             questions.append(Question(
-                str(raw["id"]), raw["question"], tuple(raw.get("documents") or ()), tuple(raw.get("answers") or ()),
+                str(raw["id"]), raw["question"], documents, tuple(raw.get("answers") or ()),
                 tuple(raw.get("evidence") or ()), bool(raw.get("answerable", True)), raw.get("category") or ""))
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{path}:{n}: not a question ({e}): each line needs at least 'id' and 'question'")
@@ -110,7 +114,7 @@ class Results:
             yield row
 
     def add(self, row: dict) -> None:
-        line = json.dumps(row, ensure_ascii=False) + "\n"
+        line = json.dumps(json_safe(row), ensure_ascii=False) + "\n"
         with self._lock:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line)

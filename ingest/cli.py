@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from rag.config import Settings
 from rag.indexer import ingest
-from rag.paths import shown
+from rag.paths import json_safe, shown
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, IngestReport
 
 STYLE = {OK: "green", UNCHANGED: "dim", FAILED: "red", NO_TEXT: "yellow", SKIPPED: "dim", REMOVED: "cyan"}
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         report = ingest(args.folder, settings)
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
+        json.dump(json_safe(report.to_dict()), sys.stdout, indent=2)
         print()
     else:
         _print_table(Console(), report, settings, args.folder)

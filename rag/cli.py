@@ -24,6 +24,7 @@ from importlib.metadata import entry_points
 from rag import __version__
 from rag.config import Settings, load_settings
 from rag.errors import ConfigError, RagError
+from rag.paths import PrintableFormatter, json_safe, printable
 
 GLOBAL_OPTIONS = {  # flag -> (settings field, help)
     "--index": ("index_dir", "index folder (env RAG_INDEX_DIR; default ~/.local/share/rag/index)"),
@@ -106,17 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))  # documents' text can reach logs
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         # any option whose dest is a Settings field overrides that setting
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
         return args.run(args, load_settings(overrides))
     except ConfigError as e:
-        print(f"rag {args.command}: {e}", file=sys.stderr)
+        print(f"rag {args.command}: {printable(str(e))}", file=sys.stderr)
         return 2
     except RagError as e:
-        print(f"rag {args.command}: {e}", file=sys.stderr)
+        print(f"rag {args.command}: {printable(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted; run it again to finish (finished work is kept)", file=sys.stderr)
@@ -144,17 +146,18 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if not args.json:
             print(f"[{engine.llm.describe}]", file=sys.stderr)
-        stream = None if args.json else (lambda piece: print(piece, end="", flush=True))
+        # a model steered by a document could write terminal escapes: the answer is printed printable
+        stream = None if args.json else (lambda piece: print(printable(piece, lines=True), end="", flush=True))
         answer = engine.ask(args.question, args.documents, on_token=stream)
     finally:
         engine.close()
     if args.json:
-        print(json.dumps(answer.to_dict(), indent=2))
+        print(json.dumps(json_safe(answer.to_dict()), indent=2))
         return 0
     print()
     for c in answer.citations:
         pages = f"p. {c.page_start}" if c.page_start == c.page_end else f"pp. {c.page_start}-{c.page_end}"
-        print(f"  [{c.number}] {c.file}, {pages}" + ("  (matched by its words: the model cited nothing)"
+        print(f"  [{c.number}] {printable(c.file)}, {pages}" + ("  (matched by its words: the model cited nothing)"
                                                       if c.inferred else ""))
     s = answer.seconds
     print(f"({answer.prompt_tokens} prompt tokens of a {answer.budget}-token source budget; retrieve "

@@ -23,21 +23,21 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.embeddings import Embedder
-from rag.errors import ConfigError, IndexLockedError, UnknownDocumentError
+from rag.errors import ConfigError, FileError, IndexLockedError, UnknownDocumentError
 from rag.lexical import Row
 from rag.manifest import Document, FileRow, Manifest, now
 from rag.paths import shown
 from rag.prepare import Failed, Params, Prepared, prepare_all
-from rag.report import FAILED, NO_TEXT, OK, REMOVED, UNCHANGED, FileReport, IngestReport
+from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, FileReport, IngestReport
 from rag.store import ChunkStore
-from rag.walk import hash_file, read_failure, walk
+from rag.walk import folder_root, hash_file, read_failure, walk
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,9 @@ class _Run:
         self.target, self.settings, self.embedder, self.store, self.emit = target, settings, embedder, store, on_event
         self.manifest = Manifest(settings.index_dir, settings.collection)
         self.sig = signature(settings, embedder.model_id)
+        self.root = folder_root(target)  # links are followed only to files inside it
+        self.before = self.manifest.files()  # the rows as this run found them
+        self.unlisted: list[str] = []  # folders that could not be listed: what was indexed from them stays
         self.report = IngestReport()
         self.timer = {"hash": 0.0, "load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "remove": 0.0}
 
@@ -147,9 +150,24 @@ class _Run:
 
     def _add(self, entry: FileReport) -> None:
         if entry.status in (FAILED, NO_TEXT):  # kept, with the reason, for whoever lists the library
-            self.manifest.put_file(FileRow(entry.path, None, 0, entry.status, entry.reason, entry.pages, 0, now()))
+            entry, row = self._failed_row(entry)
+            self.manifest.put_file(row)
+        elif entry.status == SKIPPED and entry.path in self.before:  # replaced by a link out of the folder, say
+            self.manifest.drop_file(entry.path)
         self.report.files.append(entry)
         self.emit("file", {"report": entry})
+
+    def _failed_row(self, entry: FileReport) -> tuple[FileReport, FileRow]:
+        """A file that cannot be read now but was indexed before, and is still there (made unreadable, or
+        changed into something that fails), keeps its last good version until it is fixed: nothing lost."""
+        old = self.before.get(entry.path)
+        doc = self.manifest.document(old.doc_id) if old and old.doc_id else None
+        if doc is None or doc.state != "complete" or _gone(entry.path):
+            return entry, FileRow(entry.path, None, 0, entry.status, entry.reason, entry.pages, 0, now())
+        entry = replace(entry, reason=f"{entry.reason}; the version indexed before stays searchable until this is "
+                                      "fixed")
+        return entry, FileRow(entry.path, old.doc_id, old.size, entry.status, entry.reason, old.pages, old.chunks,
+                              now())
 
     def _backfill_lexical(self) -> None:
         """Complete documents missing from the keyword index (an index built before it existed) get
@@ -166,16 +184,20 @@ class _Run:
     def _plan(self) -> tuple[list[Path], set[str]]:
         files, documents = self.manifest.files(), self.manifest.documents()
         work, seen = [], set()
-        for path, problem in walk(self.target, self.settings.index_dir, self.settings.max_file_mb * 2**20):
+        for path, problem in walk(self.target, self.settings.index_dir, self.settings.max_file_mb * 2**20,
+                                  self.unlisted):
             seen.add(str(path))
             if problem:
-                self._add(problem)
+                self._add(self._unlisted_note(problem) if str(path) in self.unlisted else problem)
                 continue
             t = time.perf_counter()
             try:
-                sha, size = hash_file(path)
+                sha, size = hash_file(path, self.root)
             except OSError as e:
                 self._add(read_failure(path, e))
+                continue
+            except FileError as e:
+                self._add(FileReport(str(path), e.status, str(e)))
                 continue
             finally:
                 self.timer["hash"] += time.perf_counter() - t
@@ -191,6 +213,13 @@ class _Run:
             self._add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
         return work, seen
 
+    def _unlisted_note(self, report: FileReport) -> FileReport:
+        inside = [p for p, row in self.before.items() if p.startswith(report.path + os.sep) and row.doc_id]
+        if not inside:
+            return report
+        return replace(report, reason=f"{report.reason}; the {len(inside)} files indexed from it before stay until it "
+                                      "can be listed again")
+
     def _adopt(self, path: Path, doc: Document) -> str:
         """A known document at a new path: moved, renamed or copied. Relabel if its old path is gone."""
         if doc.path == str(path) or os.path.exists(doc.path):
@@ -205,7 +234,7 @@ class _Run:
             return
         s = self.settings
         params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, s.chunk_overlap, s.pdf_passwords,
-                        s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20)
+                        s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20, str(self.root))
         with contextlib.closing(prepare_all(work, params)) as prepared:  # stops the worker however we leave
             for item in prepared:
                 for stage, seconds in item.seconds.items():
@@ -256,8 +285,9 @@ class _Run:
     # 4. what is gone
     def _remove_missing(self, seen: set[str]) -> None:
         prefix = str(self.target) + os.sep
+        unlisted = tuple(folder + os.sep for folder in self.unlisted)
         for path, row in self.manifest.files().items():
-            if path.startswith(prefix) and path not in seen:
+            if path.startswith(prefix) and path not in seen and not path.startswith(unlisted):
                 self.manifest.drop_file(path)
                 if row.doc_id:
                     self._add(FileReport(path, REMOVED, "no longer in the folder", row.pages, row.chunks))
@@ -272,6 +302,17 @@ class _Run:
             remove_document(self.manifest, self.store, doc.doc_id)
             self.timer["remove"] += time.perf_counter() - t
             self.report.removed_documents += 1
+
+
+def _gone(path: str) -> bool:
+    """Deleted (not merely unreadable: a file we may not look at is still there)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def remove_document(manifest: Manifest, store: ChunkStore, doc_id: str) -> None:

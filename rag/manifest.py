@@ -139,8 +139,8 @@ class Manifest:
 
     def put_file(self, row: FileRow) -> None:
         self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                        (self.collection, stored(row.path), row.doc_id, row.size, row.status, valid_text(row.reason), row.pages,
-                         row.chunks, row.updated_at))
+                        (self.collection, stored(row.path), row.doc_id, row.size, row.status, valid_text(row.reason),
+                         row.pages, row.chunks, row.updated_at))
 
     def drop_file(self, path: str) -> None:
         self.db.execute("DELETE FROM files WHERE collection = ? AND path = ?", (self.collection, stored(path)))

@@ -42,12 +42,14 @@ from typing import Callable, Iterator, Sequence
 from rag.chunking import WINDOW_CHARS, Chunk, chunk_pages
 from rag.errors import FileError
 from rag.loaders import load_pages, read_error_reason
-from rag.walk import too_large
+from rag.paths import PrintableFormatter, shown
+from rag.walk import open_regular, too_large
 
 LOOKAHEAD = 2  # files prepared ahead of the one being embedded
 PROGRESS_EVERY = 1.0  # seconds between progress messages, at most (a quarter of parse_timeout when that is less)
 LONGEST_TOKEN = 100  # characters: a longer "word" (the embedder reads it as one [UNK]) counts as several
 COUNT_BATCH = 2000  # chunks counted in Llama-3 tokens between progress messages
+STEPS_WITHOUT_SIZE = 60  # a file earns time for at most this many pages (steps), plus one per KB of its size
 STARTUP_TIMEOUT = 300.0  # seconds a new worker may take to start (Python, imports, the tokenizer) on a busy machine
 _HEADER = struct.Struct(">Q")
 
@@ -61,6 +63,7 @@ class Params:
     timeout: float = 30.0  # parse_timeout
     memory_mb: int = 4096  # parse_memory_mb
     max_bytes: int = 100 * 2**20  # max_file_mb
+    root: str = "/"  # links are followed only to files inside this folder
 
 
 @dataclass
@@ -145,9 +148,9 @@ class _Worker:
                 self.jobs.popleft()
                 self.close()
                 if not self.ready:
-                    return Failed(path, "failed", f"the parser process did not start within {waited:.0f} s"), False
+                    return Failed(path, "failed", f"the parser process did not start within {waited:g} s"), False
                 return Failed(path, "failed", (
-                    f"stopped after {waited:.0f} s without progress ({self.where or 'opening it'}): the file is too "
+                    f"stopped after {waited:g} s without progress ({self.where or 'opening it'}): the file is too "
                     "slow to read (raise parse_timeout, e.g. RAG_PARSE_TIMEOUT, to give it longer)")), False
             kind, body = message
             if kind == "ready":
@@ -215,22 +218,28 @@ def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None]
     many steps the file will take, once known)."""
     t0 = time.perf_counter()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, Path(params.root)) as f:  # as the walk saw it, even if swapped since
             data = f.read(params.max_bytes + 1)
         if len(data) > params.max_bytes:  # it grew since the walk
             return Failed(path, "failed", too_large(os.stat(path).st_size, params.max_bytes))
     except OSError as e:
         return Failed(path, "failed", read_error_reason(e))
+    except FileError as e:
+        return Failed(path, e.status, str(e))
     sha, size = hashlib.sha256(data).hexdigest(), len(data)  # the bytes we index are the bytes we hash
+    most = STEPS_WITHOUT_SIZE + size // 1024  # steps that earn time: a 600 KB file of 99,000 pages gets 660
+
+    def page(done: int, total: int) -> None:
+        step(f"page {done + 1} of {total}", min(total, most))
+
     try:
-        pages = load_pages(path, data, params.passwords,
-                           lambda done, total: step(f"page {done + 1} of {total}", total))
+        pages = load_pages(path, data, params.passwords, page)
     except FileError as e:
         return Failed(path, e.status, str(e), {"load": time.perf_counter() - t0})
     del data
     t1 = time.perf_counter()
     windows = sum(len(p) for p in pages) // WINDOW_CHARS
-    step("chunking", max(len(pages), windows))
+    step("chunking", min(most, max(len(pages), windows)))
     done = [0]
 
     def chunked() -> None:
@@ -289,7 +298,8 @@ def tokenizer_from_json(tokenizer_json: str):
         for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False):
             spans = encoding.offsets
             if any(b - a > LONGEST_TOKEN for a, b in spans):
-                spans = [(lo, min(b, lo + LONGEST_TOKEN)) for a, b in spans for lo in range(a, max(b, a + 1), LONGEST_TOKEN)]
+                spans = [(lo, min(b, lo + LONGEST_TOKEN))
+                         for a, b in spans for lo in range(a, max(b, a + 1), LONGEST_TOKEN)]
             out.append(spans)
         return out
 
@@ -318,7 +328,16 @@ class _Clock:
             self.blocked += self.last - now
 
 
+_reading = [""]  # the file the worker is on, for its log lines
+
+
+def _name_the_file(record: logging.LogRecord) -> bool:
+    record.file = _reading[0]
+    return True
+
+
 def _work(path: Path, params: Params, tokenize, send) -> Prepared | Failed:
+    _reading[0] = shown(path.name)
     clock = _Clock(send, params.timeout)
     send(("progress", "opening it"))
     try:
@@ -373,8 +392,13 @@ def _serve(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which stops us
     inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but our messages may go into the main process's pipe
-    # pypdf logs every repair it makes on a damaged file; those are handled, not the user's business
+    # pypdf logs every repair it makes on a damaged file; those are handled, not the user's business.
+    # Our warnings name their file, and go out printable: their text can come from inside a document.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("rag: %(file)s: %(message)s"))
+    handler.addFilter(_name_the_file)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     params: Params = _read(inbox)
     tokenize = tokenizer_from_json(params.tokenizer_json)
     _limit_memory(params.memory_mb)
@@ -401,8 +425,8 @@ def _serve(parent: int) -> None:
         try:
             send(("result", result))
         except MemoryError:
-            send(("result", Failed(path, "failed", f"its text needs more memory than the {params.memory_mb} MB "
-                                                   "the parser may use (raise parse_memory_mb)")))
+            send(("result", Failed(path, "failed", f"its text needs more memory than the {params.memory_mb} "
+                                                   "MB the parser may use (raise parse_memory_mb)")))
 
 
 if __name__ == "__main__":

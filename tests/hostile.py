@@ -57,3 +57,22 @@ def text_pdf(path: Path, lines: list[str]) -> Path:
     ]
     path.write_bytes(pdf(objects))
     return path
+
+
+def escape_in_error_pdf(path: Path) -> Path:
+    """A two-page PDF whose second page names a filter made of terminal escape codes: the parser's
+    warning about it quotes them (setting a terminal's title and colours, if printed raw)."""
+    evil = b"".join(b"#%02x" % c for c in b"X\x1b]0;PWNED\x07\x1b[41mRED\x1b[0m")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [5 0 R 6 0 R] /Count 2 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        stream(b"BT /F1 12 Tf 72 720 Td (The governing law is the law of Delaware.) Tj ET"),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+        b"/Contents 7 0 R >>",
+        b"<< /Length 4 /Filter /" + evil + b" >>\nstream\nabcd\nendstream",
+    ]
+    path.write_bytes(pdf(objects))
+    return path

@@ -12,6 +12,7 @@ import pytest
 from eval.harness import load_questions
 from eval.metrics import evidence_recall
 from rag.cli import main
+from rag.errors import ConfigError
 from rag.loaders import load_pages
 
 from conftest import CONTRACTS, ROOT
@@ -173,3 +174,16 @@ def test_a_question_that_cannot_be_run_is_recorded_and_the_batch_goes_on(tmp_pat
     assert main(command) == 0  # the next run tries it again (and it fails again): still one row per question
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"][0]["metrics"]["evidence_recall"]["n"] == 3
+
+
+def test_question_files_are_checked_and_odd_document_names_are_written(sample_index, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "question": "What law governs?", "documents": [null]}\n')
+    with pytest.raises(ConfigError, match="bad.jsonl:1: not a question"):
+        load_questions(bad)
+    odd = tmp_path / "odd.jsonl"  # a name as `rag ingest --json` printed it before: a lone surrogate
+    odd.write_text(json.dumps({"id": "1", "question": "What law governs?", "documents": ["caf\udce9.pdf"]}) + "\n")
+    assert main(["eval", str(odd), "--index", str(sample_index.index_dir), "--collection", sample_index.collection,
+                 "--out", str(tmp_path / "odd"), "--retrieval-only", "--budgets", "4k"]) == 0
+    [row] = [json.loads(line) for line in (tmp_path / "odd" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert row["documents"] == ["caf\\xe9.pdf"] and "no document named 'caf\\\\xe9.pdf'" in row["error"]

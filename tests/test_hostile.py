@@ -13,14 +13,16 @@ import time
 import pytest
 
 from rag.config import Settings
+from rag.errors import FileError
 from rag.indexer import ingest, remove_file
 from rag.manifest import Manifest
 from rag.prepare import Params, Prepared, prepare_all
 from rag.report import FAILED, OK
 from rag.retrieval import Retriever
+from rag.walk import hash_file
 
 from conftest import CONTRACTS, ROOT
-from hostile import slow_pdf
+from hostile import escape_in_error_pdf, slow_pdf
 
 NON_UTF8 = os.fsdecode(b"caf\xe9 contract.pdf")  # a Latin-1 name, as copied from an old Windows share
 
@@ -56,8 +58,9 @@ def test_a_file_name_that_is_not_utf8_is_indexed_like_any_other(tmp_path, settin
     assert out.returncode == 0 and shown in table and "notes\\x1b[31m.txt" in table and "\x1b[31m" not in table
     listed = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index",
                              str(settings.index_dir), "--collection", settings.collection, "--json"],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert str(folder / NON_UTF8) in {f["path"] for f in json.loads(listed.stdout)["files"]}
+                            capture_output=True, cwd=ROOT)
+    paths = {f["path"] for f in json.loads(listed.stdout.decode("utf-8"))["files"]}  # valid UTF-8 JSON
+    assert f"{folder}/{shown}" in paths and all(p.encode("utf-8") for p in paths)
 
     remove_file(str(folder / NON_UTF8), settings)
     manifest = Manifest(settings.index_dir, settings.collection)
@@ -157,3 +160,106 @@ def test_settings_for_the_limits_are_checked():
         Settings(max_file_mb=0)
     with pytest.raises(Exception, match="parse_memory_mb"):
         Settings(parse_memory_mb=10)
+
+
+def no_caps(*command) -> list[str]:
+    """Run as root without the capabilities that let root read anything: permissions then apply."""
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    return [*prefix, *command]
+
+
+def test_what_cannot_be_read_now_loses_nothing_indexed_before(tmp_path, settings, folder, embedder):
+    """A folder made unlistable, a folder whose entries cannot be looked at, a file made unreadable: each is
+    reported, its documents stay searchable, and nothing is re-embedded once it is readable again."""
+    locked, shut = folder / "locked", folder / "shut"
+    locked.mkdir()
+    shut.mkdir()
+    (locked / "minutes.md").write_text("The board approved the renewal on 1 May 2004.")
+    (shut / "memo.txt").write_text("The memo about the Zanzibar clause.")
+    first = ingest(folder, settings, embedder=embedder)
+    assert first.totals()["ok"] == 5
+    chunks = first.chunks_in_index
+    contract = sorted(folder.glob("*.pdf"))[0]
+    contract.chmod(0)
+    locked.chmod(0)
+    shut.chmod(0o644)  # listable, but its entries cannot be looked at
+    try:
+        out = subprocess.run(no_caps(sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index",
+                                     str(settings.index_dir), "--collection", settings.collection, "--json"),
+                             capture_output=True, text=True, cwd=ROOT)
+    finally:
+        contract.chmod(0o644)
+        locked.chmod(0o755)
+        shut.chmod(0o755)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    report = {os.path.relpath(f["path"], folder): f for f in json.loads(out.stdout)["files"]}
+    assert report["locked"]["reason"].startswith("cannot list this folder: Permission denied; the 1 files indexed")
+    assert report[contract.name]["status"] == FAILED and "stays searchable" in report[contract.name]["reason"]
+    assert report["shut/memo.txt"]["status"] == FAILED and "stays searchable" in report["shut/memo.txt"]["reason"]
+    assert json.loads(out.stdout)["totals"]["chunks_in_index"] == chunks and not any(
+        f["status"] == "removed" for f in report.values())
+    again = ingest(folder, settings, embedder=embedder)
+    assert again.embedded == 0 and again.totals()["unchanged"] == 5 and again.chunks_in_index == chunks
+
+
+def test_folders_nested_deeper_than_python_recurses_are_walked(tmp_path, settings, embedder):
+    deep = tmp_path / "deep"
+    levels = [deep]
+    for _ in range(1100):  # one by one: the standard library's own mkdir and rmtree recurse
+        levels.append(levels[-1] / "d")
+    for level in levels:
+        level.mkdir()
+    note = levels[-1] / "note.txt"
+    note.write_text("A note at the bottom of a very deep folder.")
+    try:
+        report = ingest(deep, settings, embedder=embedder)
+    finally:
+        note.unlink()
+        for level in reversed(levels):
+            level.rmdir()
+    assert [f.status for f in report.files] == [OK]
+
+
+def test_a_file_replaced_by_a_link_out_of_the_folder_leaves_the_index(tmp_path, settings, folder, embedder):
+    note = folder / "note.txt"
+    note.write_text("The Zanzibar clause governs everything.")
+    ingest(folder, settings, embedder=embedder)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash")
+    note.unlink()
+    note.symlink_to(secret)
+    report = by_name(ingest(folder, settings, embedder=embedder))
+    assert report["note.txt"].status == "skipped" and "outside the folder" in report["note.txt"].reason
+    retriever = Retriever(settings, embedder)
+    try:
+        texts = " ".join(h.text for h in retriever.search("Zanzibar clause root bash", 20).hits)
+    finally:
+        retriever.close()
+    assert "Zanzibar" not in texts and "root:x" not in texts
+
+
+def test_the_worker_reads_a_file_only_as_the_walk_saw_it(tmp_path, params):
+    """Swapped after the walk: for a link out of the folder, or a FIFO (opening one would block forever)."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    outside = tmp_path / "passwd.txt"
+    outside.write_text("root:x:0:0:root:/root:/bin/bash")
+    (folder / "swapped.txt").symlink_to(outside)
+    os.mkfifo(folder / "fifo.txt")
+    inside = dataclasses.replace(params, root=str(folder))
+    link, fifo = prepare_all([folder / "swapped.txt", folder / "fifo.txt"], inside)
+    assert link.status == FAILED and "outside the folder" in link.reason
+    assert fifo.status == FAILED and "not a regular file" in fifo.reason
+    with pytest.raises(FileError, match="not a regular file"):
+        hash_file(folder / "fifo.txt", folder)
+
+
+def test_a_documents_bytes_in_a_parser_warning_never_reach_the_terminal(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    escape_in_error_pdf(folder / "escapes.pdf")
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(folder), "--index", str(tmp_path / "i")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stderr + out.stdout and "\x07" not in out.stderr
+    assert "escapes.pdf: page 2: text could not be extracted (Unsupported filter /X\\x1b]0;PWNED\\x07" in out.stderr
