@@ -1,8 +1,8 @@
 """The knowledge base as people manage it: files they upload, documents they remove.
 
 Uploads are untrusted: the name is reduced to a plain file name (no folders, no path traversal, no
-control characters), the type is checked by content as well as by extension (a PDF must start with
-`%PDF-`; a text file must be UTF-8 without NUL bytes), and the size is capped. An accepted upload is
+control characters), the type is checked by content as well as by extension (each file type says how:
+rag.filetypes), and the size is capped. An accepted upload is
 written into the collection's uploads folder (index_dir/uploads/COLLECTION) and ingested from there.
 """
 
@@ -14,16 +14,14 @@ import re
 import tempfile
 from pathlib import Path
 
+from rag import filetypes
 from rag.config import Settings
 from rag.errors import FileError
+from rag.knowledge_base import uploads_dir
+from rag.paths import shown
 
 MAX_UPLOAD_MB = 50  # also Streamlit's server.maxUploadSize in .streamlit/config.toml
-TYPES = {".pdf": "PDF", ".txt": "text", ".md": "Markdown"}
 _UNSAFE = re.compile(r"[^\w.\- ()+,&]+", re.UNICODE)
-
-
-def uploads_dir(settings: Settings) -> Path:
-    return settings.index_dir / "uploads" / settings.collection
 
 
 def safe_name(name: str) -> str:
@@ -31,8 +29,8 @@ def safe_name(name: str) -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     base = _UNSAFE.sub("_", "".join(ch for ch in base if ch.isprintable())).strip(" .")
     stem, ext = os.path.splitext(base)
-    if ext.lower() not in TYPES:
-        raise FileError(f"{name!r}: only {', '.join(TYPES)} files can be added")
+    if not filetypes.supported(base):
+        raise FileError(f"{shown(name)!r}: only {filetypes.described()} files can be added")
     if not stem.strip("_"):
         raise FileError(f"{name!r} is not a usable file name: rename the file and upload it again")
     return stem[:150] + ext.lower()
@@ -45,16 +43,9 @@ def check_content(name: str, data: bytes) -> None:
                         "can be added")
     if not data:
         raise FileError(f"{name} is empty (0 bytes)")
-    if name.endswith(".pdf"):
-        if b"%PDF-" not in data[:1024]:
-            raise FileError(f"{name} is named .pdf but is not a PDF (it does not start with %PDF-)")
-        return
-    if b"\x00" in data:
-        raise FileError(f"{name} is named {Path(name).suffix} but holds binary data, not text")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FileError(f"{name} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 and retry") from e
+    problem = filetypes.for_path(name).check(data)
+    if problem:
+        raise FileError(f"{name} {problem}")
 
 
 def save_upload(settings: Settings, name: str, data: bytes) -> Path:

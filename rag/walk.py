@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from rag.errors import FileError
-from rag.loaders import read_error_reason, supported
+from rag import filetypes
 from rag.paths import shown
 from rag.report import FAILED, SKIPPED, FileReport
 
@@ -66,7 +66,7 @@ def folder_root(target: Path) -> Path:
 
 
 def _problem(path: Path, root: Path, max_bytes: int) -> FileReport | None:
-    if not supported(path):
+    if not filetypes.supported(path):
         return FileReport(str(path), SKIPPED, _unsupported(path))
     try:
         info = os.lstat(path)
@@ -113,7 +113,7 @@ def too_large(size: int, max_bytes: int) -> str:
 
 
 def _unsupported(path: Path) -> str:
-    return f"unsupported file type {shown(path.suffix) or '(no extension)'}: PDF, .txt and .md are ingested"
+    return f"unsupported file type {shown(path.suffix) or '(no extension)'}: {filetypes.described()} are ingested"
 
 
 def hash_file(path: Path, root: Path) -> tuple[str, int]:
@@ -128,3 +128,10 @@ def hash_file(path: Path, root: Path) -> tuple[str, int]:
 
 def read_failure(path: Path, e: OSError) -> FileReport:
     return FileReport(str(path), FAILED, read_error_reason(e))
+
+
+def read_error_reason(e: OSError) -> str:
+    """Why a file could not be read, as the ingest report says it."""
+    if isinstance(e, FileNotFoundError):
+        return "vanished during ingest (deleted or moved while reading)"
+    return f"cannot read: {e.strerror or e}"

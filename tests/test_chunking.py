@@ -3,9 +3,9 @@ import re
 import pytest
 
 from rag.chunking import PAGE_BREAK, chunk_pages
-from rag.loaders import load_pages
+from rag.filetypes import load_pages
 
-from conftest import CONTRACTS
+from helpers import CONTRACTS
 
 
 def words(texts):

@@ -8,12 +8,13 @@ import pytest
 import pypdf
 
 from rag.errors import FileError, NoTextError
-from rag.loaders import NO_TEXT_REASON, load_pages
+from rag.filetypes import for_path, load_pages
 from rag.prepare import Params, prepare_file
 
-from conftest import CONTRACTS, ROBUSTNESS, needs_shared
+from helpers import CONTRACTS, ROBUSTNESS, needs_shared
 
 CONTRACT = sorted(CONTRACTS.glob("*.pdf"))[0]
+NO_TEXT_REASON = for_path("a.pdf").no_text
 
 
 def rows():

@@ -1,34 +1,19 @@
-"""File bytes -> text per page (1-based page numbers). PDF through pypdf; .txt and .md as one page.
-
-A loader gets the bytes already read (and hashed) by the caller, so what is indexed is exactly what
-was hashed. Problems that make the file unusable raise `FileError` / `NoTextError` with the reason the
-ingest report shows; a page that fails alone is logged and left empty.
-"""
+"""PDF: text per page through pypdf (pages numbered from 1); encrypted files opened with the empty
+password, then the configured ones."""
 
 from __future__ import annotations
 
-import codecs
 import io
 import logging
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from rag.errors import FileError, NoTextError
-from rag.paths import valid_text
+from rag.errors import FileError
+from rag.filetypes import FileType, Progress, no_progress, register
 
 log = logging.getLogger(__name__)
 
-NO_TEXT_REASON = "no extractable text (scanned? OCR is not enabled)"
 
-
-Progress = Callable[[int, int], None]  # (pages read, pages in all): called after each page
-
-
-def _no_progress(done: int, total: int) -> None:
-    pass
-
-
-def load_pdf(data: bytes, passwords: Sequence[str] = (), progress: Progress = _no_progress) -> list[str]:
+def load_pdf(data: bytes, passwords: Sequence[str] = (), progress: Progress = no_progress) -> list[str]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
@@ -88,49 +73,15 @@ def _encrypted_reason(passwords: Sequence[str]) -> str:
     return "encrypted (password required: set RAG_PDF_PASSWORDS or pdf_passwords in rag.toml)"
 
 
-def load_text(data: bytes) -> list[str]:
-    """UTF-8 (with or without BOM) or UTF-16 with a BOM; anything else is reported, not guessed."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
-    try:
-        return [data.decode(encoding)]
-    except UnicodeDecodeError as e:
-        raise FileError(
-            f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): convert it to UTF-8, "
-            "e.g. `iconv -f cp1252 -t utf-8`"
-        ) from e
-
-
-LOADERS: dict[str, Callable[..., list[str]]] = {
-    ".pdf": lambda data, passwords, progress: load_pdf(data, passwords, progress),
-    ".txt": lambda data, passwords, progress: load_text(data),
-    ".md": lambda data, passwords, progress: load_text(data),
-}
-
-
-def supported(path: Path) -> bool:
-    return path.suffix.lower() in LOADERS
-
-
-def load_pages(path: Path, data: bytes, passwords: Sequence[str] = (), progress: Progress = _no_progress) -> list[str]:
-    """Text of each page of the file whose bytes are `data`; raises FileError / NoTextError."""
-    if not data:
-        raise FileError("empty file (0 bytes)")
-    pages = [valid_text(p) for p in LOADERS[path.suffix.lower()](data, passwords, progress)]
-    if not any(p.strip() for p in pages):
-        raise NoTextError(NO_TEXT_REASON if path.suffix.lower() == ".pdf" else "no text (the file is blank)")
-    return pages
-
-
-def read_error_reason(e: OSError) -> str:
-    """Why a file could not be read, as the ingest report says it."""
-    if isinstance(e, FileNotFoundError):
-        return "vanished during ingest (deleted or moved while reading)"
-    return f"cannot read: {e.strerror or e}"
+def check(data: bytes) -> str | None:
+    """Why an upload named .pdf is not one, or None."""
+    return None if b"%PDF-" in data[:1024] else "is named .pdf but is not a PDF (it does not start with %PDF-)"
 
 
 def _describe(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text if len(text) < 200 else text[:197] + "..."
+
+
+register(FileType("PDF", (".pdf",), lambda data, passwords, progress: load_pdf(data, passwords, progress), check,
+                  no_text="no extractable text (scanned? OCR is not enabled)", paged=True))
