@@ -10,6 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
+from rag import backends
 from rag.config import Settings, parse_tokens
 from rag.errors import ConfigError
 from rag.packing import ORDERINGS
@@ -37,7 +38,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="leave the sources' texts out of results.jsonl (a dev-set grid's would take GBs)")
     p.add_argument("--judge-url", help="OpenAI-compatible server of an optional LLM judge")
     p.add_argument("--judge-model", default="", help="the judge's model name (default: the first it lists)")
-    p.add_argument("--backend", dest="llm_backend", choices=["auto", "vllm", "embedded"])
+    p.add_argument("--backend", dest="llm_backend", choices=["auto", *backends.names()],
+                   help="which model answers (default auto: the server at --llm-url, else the embedded model)")
     p.add_argument("--llm-url", dest="llm_url", help="OpenAI-compatible server, e.g. http://localhost:8000")
     p.set_defaults(run=run)
 
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from eval import harness, report
     from eval.bench_ingest import machine
     from rag.engine import Engine
-    from rag.llm import Llama3Budget, open_llm
+    from rag.backends import open_llm
+    from rag.backends.openai import RetrievalOnly
 
     err = Console(stderr=True)
     orderings = tuple(o.strip() for o in args.orderings.split(",") if o.strip())
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if ingested.has_failures:
             err.print(f"[yellow]{sum(1 for f in ingested.files if f.status in ('failed', 'no_text'))} files "
                       "could not be indexed: see `rag ingest` for why[/]")
-    llm = Llama3Budget() if args.retrieval_only else open_llm(settings)
+    llm = RetrievalOnly() if args.retrieval_only else open_llm(settings)
     engine = Engine(settings, llm=llm)
     baselines = ()
     if args.baseline:
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from eval.judge import Judge
 
         judge = Judge(settings, args.judge_url, args.judge_model)
-    concurrency = args.concurrency if llm.describe.startswith("vllm") else 1
+    concurrency = args.concurrency if llm.backend.concurrent else 1
     plan = harness.Plan(orderings, budgets, args.retrieval_only, concurrency, baselines, judge, not args.no_texts)
     info = harness.RunInfo(str(args.questions), settings.collection, llm.describe, {
         "docs": str(args.docs or ""), "machine": machine(), "date": time.strftime("%Y-%m-%d"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from rag.config import Settings
-from rag.llm import ServerLLM
+from rag.backends import recognise
 
 PROMPT = """You grade answers about a contract. Question: {question}
 Correct answer: {gold}
@@ -18,7 +18,10 @@ Does the candidate answer agree with the correct answer? Reply with one word: ye
 
 class Judge:
     def __init__(self, settings: Settings, url: str, model: str = ""):
-        self.llm = ServerLLM(dataclasses.replace(settings, llm_url=url, llm_model=model or settings.llm_model))
+        # its prompts are a few hundred tokens: a server that does not say its window is asked within 4K
+        judged = dataclasses.replace(settings, llm_url=url, llm_model=model or settings.llm_model,
+                                     llm_context_window=settings.llm_context_window or 4096)
+        self.llm = recognise(url, settings.llm_timeout).open(judged)
         self.describe = self.llm.describe
 
     def score(self, question, answer: str) -> float | None:

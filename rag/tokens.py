@@ -28,3 +28,19 @@ def count_llama3(texts: Sequence[str]) -> list[int]:
 
 def llama3_tokens(text: str) -> int:
     return len(llama3_encoding().encode_ordinary(text))
+
+
+# Llama 3.1's chat template adds these lines to the system message (HF tokenizer_config.json, 2024-07)
+_LLAMA31_SYSTEM_PREAMBLE = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+TEMPLATE_MARGIN = 16  # tokens kept free for chat-template details that differ between server versions
+
+
+def llama31_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """Tokens of the whole prompt under the Llama 3.1 chat template, generation header included."""
+    enc = llama3_encoding()
+    total = 1  # <|begin_of_text|>
+    for m in messages:
+        content = (_LLAMA31_SYSTEM_PREAMBLE + m["content"]) if m["role"] == "system" else m["content"]
+        total += 5 + len(enc.encode_ordinary(m["role"])) + len(enc.encode_ordinary(content))
+        # <|start_header_id|> role <|end_header_id|> \n\n ... <|eot_id|>
+    return total + 5 + TEMPLATE_MARGIN  # <|start_header_id|>assistant<|end_header_id|>\n\n

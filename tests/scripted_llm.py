@@ -1,4 +1,6 @@
-"""An OpenAI-compatible server that answers every chat with the same text: `python scripted_llm.py PORT FILE`.
+"""An OpenAI-compatible server that answers every chat with the same text:
+`python scripted_llm.py PORT FILE [--silent-window]` (--silent-window: /v1/models does not say max_model_len,
+as a generic OpenAI-compatible server need not).
 
 It stands in for a language model that a document has steered (prompt injection) into writing what the
 attacker wants, which no real model does on cue. It speaks the same HTTP API as vLLM (`/v1/models`,
@@ -15,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def main(port: int, answer_file: Path) -> None:
+def main(port: int, answer_file: Path, says_window: bool = True) -> None:
     answer = answer_file.read_text()
     log = answer_file.with_suffix(".log")
 
@@ -33,7 +35,8 @@ def main(port: int, answer_file: Path) -> None:
 
         def do_GET(self):
             if self.path.rstrip("/") == "/v1/models":
-                self._json({"object": "list", "data": [{"id": "scripted", "object": "model", "max_model_len": 8192}]})
+                model = {"id": "scripted", "object": "model", **({"max_model_len": 8192} if says_window else {})}
+                self._json({"object": "list", "data": [model]})
             else:
                 self.send_error(404)
 
@@ -62,4 +65,4 @@ def main(port: int, answer_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), Path(sys.argv[2]))
+    main(int(sys.argv[1]), Path(sys.argv[2]), "--silent-window" not in sys.argv)

@@ -13,10 +13,12 @@ import pytest
 
 from rag.engine import Engine
 from rag.errors import LLMUnavailableError
-from rag.llm import ServerLLM
+from rag.backends import open_llm
+from rag.backends.llamacpp import LlamaCppServer
+from rag.backends.openai import RetrievalOnly
 from rag.retrieval import Retriever
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 
@@ -46,7 +48,7 @@ def test_embedded_model_answers_from_the_sample_corpus(index, embedder):
     engine.close()
     check_answer(answer, engine)
     assert "".join(streamed).strip() == answer.text
-    assert answer.backend.startswith("embedded: SmolLM2-135M-Instruct")
+    assert answer.backend.startswith("embedded model: SmolLM2-135M-Instruct")
     assert engine.llm.context_window == 8192
     # the governing-law clause is the first source the model reads
     assert "laws of the State of California" in " ".join(answer.sources[0]["text"].split())
@@ -54,22 +56,22 @@ def test_embedded_model_answers_from_the_sample_corpus(index, embedder):
 
 @pytest.mark.slow
 def test_server_backend_against_a_real_openai_compatible_server(index, embedder, llama_cpp_server):
-    settings = index.replace(llm_backend="vllm", llm_url=llama_cpp_server, llm_context_window=8192,
+    settings = index.replace(llm_backend="llamacpp", llm_url=llama_cpp_server, llm_context_window=8192,
                              max_answer_tokens=48, budget=1024)
     engine = Engine(settings, retriever=Retriever(settings, embedder))
-    assert isinstance(engine.llm, ServerLLM)
+    assert isinstance(engine.llm, LlamaCppServer)
     streamed = []
     answer = engine.ask("Which state's law governs the agreement?", [NETGEAR], on_token=streamed.append)
     engine.close()
     check_answer(answer, engine)
     assert len(streamed) > 1 and "".join(streamed).strip() == answer.text  # streamed, piece by piece
-    assert answer.backend.startswith("vllm: ") and llama_cpp_server in answer.backend
+    assert answer.backend.startswith("llama.cpp server: ") and llama_cpp_server in answer.backend
 
 
 def test_server_down_names_the_url_and_how_to_start_it(index):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(LLMUnavailableError) as e:
-        ServerLLM(index.replace(llm_url=url))
+        open_llm(index.replace(llm_backend="vllm", llm_url=url))
     assert url in str(e.value) and "vllm serve meta-llama/Llama-3.1-8B-Instruct" in str(e.value)
     out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "What law governs?", "--index",
                           str(index.index_dir), "--collection", index.collection, "--backend", "vllm",
@@ -119,7 +121,7 @@ def test_rag_ask_json_shows_golden_first_packing_within_budget(index):
                          env={**os.environ, "RAG_MAX_ANSWER_TOKENS": "32"})
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert answer["backend"].startswith("embedded: ") and answer["ordering"] == "golden"
+    assert answer["backend"].startswith("embedded model: ") and answer["ordering"] == "golden"
     ranks = [s["rank"] for s in answer["sources"]]
     assert ranks == sorted(ranks) and ranks[0] == 1
     assert sum(s["tokens"] for s in answer["sources"]) <= answer["budget"] <= 2048
@@ -135,9 +137,7 @@ def test_an_empty_knowledge_base_says_to_ingest(tmp_path):
 
 
 def test_a_follow_up_carries_the_conversation(index, embedder):
-    from rag.llm import Llama3Budget
-
-    engine = Engine(index, llm=Llama3Budget(), retriever=Retriever(index, embedder))
+    engine = Engine(index, llm=RetrievalOnly(), retriever=Retriever(index, embedder))
     first = "What is the term of the agreement?"
     said = "The agreement lasts one year [1]."
     alone = engine.context("And can it be renewed?", [NETGEAR])

@@ -13,10 +13,9 @@ from eval.harness import load_questions
 from eval.metrics import evidence_recall
 from rag.cli import main
 from rag.errors import ConfigError
-from rag.loaders import load_pages
+from rag.filetypes import load_pages
 
-from conftest import CONTRACTS, ROOT
-from helpers import rag, wait_for
+from helpers import CONTRACTS, ROOT, rag, wait_for
 
 QUESTIONS = ROOT / "data" / "questions.jsonl"
 # Floors a retrieval regression must not cross: measured 0.957, 1.000, 0.585 (eval/reports/sample-ablation)
@@ -130,18 +129,18 @@ def test_server_backend_eval_runs_questions_concurrently_with_a_judge(sample_ind
     env = {**os.environ, "RAG_MAX_ANSWER_TOKENS": "24", "RAG_LLM_CONTEXT_WINDOW": "8192"}
     done = subprocess.run([sys.executable, "-m", "rag.cli", "eval", str(questions), "--index",
                            str(sample_index.index_dir), "--collection", sample_index.collection, "--out", str(out),
-                           "--backend", "vllm", "--llm-url", llama_cpp_server, "--budgets", "512",
+                           "--backend", "llamacpp", "--llm-url", llama_cpp_server, "--budgets", "512",
                            "--concurrency", "3", "--judge-url", llama_cpp_server],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and all(r["backend"].startswith("vllm: ") for r in rows)
+    assert len(rows) == 3 and all(r["backend"].startswith("llama.cpp server: ") for r in rows)
     assert all(r["metrics"].get("judge") in (0.0, 1.0, None) for r in rows)
     assert any("judge" in r["metrics"] for r in rows)
     spans = [r["answered_at"] for r in rows]
     assert max(start for start, _ in spans) < min(end for _, end in spans)  # all three were in flight at once
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["run"]["judge"].startswith("vllm: ") and "LLM judge" in (out / "report.md").read_text()
+    assert llama_cpp_server in summary["run"]["judge"] and "LLM judge" in (out / "report.md").read_text()
 
 
 def test_a_question_that_cannot_be_run_is_recorded_and_the_batch_goes_on(tmp_path, capsys):

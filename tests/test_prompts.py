@@ -1,6 +1,6 @@
 """Document text never becomes prompt structure."""
 
-from rag.loaders import load_pages
+from rag.filetypes import load_pages
 from rag.prompts import messages, neutralize, source_block
 from rag.tokens import llama3_encoding
 
@@ -36,7 +36,7 @@ def test_every_special_token_of_the_embedded_model_is_neutralised(tmp_path, sett
     tokens: in a document they must reach it as plain characters, in the prompt the engine really sends."""
     from rag.engine import Engine
     from rag.indexer import ingest
-    from rag.llm import EmbeddedLLM
+    from rag.backends.embedded import EmbeddedLLM
 
     folder = tmp_path / "docs"
     folder.mkdir()
