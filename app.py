@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import queue
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -18,10 +19,12 @@ import streamlit as st
 
 from rag.config import Settings, load_settings
 from rag.errors import RagError
-from rag.library import MAX_UPLOAD_MB, TYPES, save_upload
-from rag.manifest import Manifest
+from rag import backends, filetypes
+from rag.library import MAX_UPLOAD_MB, save_upload
+from rag.knowledge_base import KnowledgeBase, damaged
 from rag.passages import answer_words, highlight_html, inert, render_page
 from rag.paths import shown
+from rag.packing import ORDERINGS
 from rag.prompts import pages_label
 
 BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
@@ -29,7 +32,8 @@ HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
 
 st.set_page_config(page_title="rag: private knowledge base", layout="wide")
 state = st.session_state
-state.setdefault("overrides", {})
+state.setdefault("overrides", {})  # which model answers: a change opens another Engine
+state.setdefault("options", {})  # budget, ordering, top_k: per question, the same Engine
 state.setdefault("turns", [])
 
 
@@ -37,21 +41,31 @@ def settings() -> Settings:
     return load_settings(state.overrides)
 
 
-@st.cache_resource(show_spinner="Loading the models ...")
+@st.cache_resource(show_spinner=False, max_entries=4)
+def knowledge_base(s: Settings) -> KnowledgeBase:
+    """One open knowledge base per index (and collection), shared by every session and answering model."""
+    return KnowledgeBase.open(s)
+
+
+def kb_for(s: Settings) -> KnowledgeBase:
+    return knowledge_base(s.replace(llm_backend="auto", llm_url="", llm_model=""))  # the same one for any model
+
+
+@st.cache_resource(show_spinner="Loading the models ...", max_entries=2)
 def engine_for(s: Settings):
+    """One Engine per knowledge base and answering model; per-question options never make another."""
     from rag.engine import Engine
 
-    return Engine(s)
+    return Engine(s, kb=kb_for(s))
+
+
+def question_options(s: Settings) -> dict:
+    """Budget, ordering and hits for the next question: the Settings tab's choice, else the settings'."""
+    return {"budget": s.budget, "ordering": s.ordering, "top_k": s.top_k, **state.options}
 
 
 def files(s: Settings) -> list:
-    manifest = Manifest(s.index_dir, s.collection)
-    try:
-        docs = manifest.documents()
-        rows = sorted(manifest.files().values(), key=lambda f: Path(f.path).name.lower())
-        return [(f, docs.get(f.doc_id)) for f in rows]
-    finally:
-        manifest.close()
+    return kb_for(s).library()
 
 
 def say(kind, text: str) -> None:
@@ -66,14 +80,14 @@ def show_text(text: str, css: str = "answer", where=st) -> None:
 
 def status_line(engine) -> None:
     llm = engine.llm
-    if getattr(llm, "fallback", ""):
+    if llm.fallback:
         say(st.warning, f"Answering with the small embedded model, because {llm.fallback}")
-    elif llm.describe.startswith("embedded"):
-        say(st.info, f"Answering with the embedded model: {llm.describe}. It runs offline and is small; "
-                     "point Settings at a vLLM server for Llama-3.1-8B-Instruct.")
+    elif not llm.backend.needs_url:
+        say(st.info, f"Answering with the {llm.describe}. It runs offline and is small; point Settings at a "
+                     "server (vLLM, Ollama, llama.cpp) for Llama-3.1-8B-Instruct.")
     else:
         say(st.success, f"Answering with {llm.describe}: reachable.")
-    if "llama" in llm.describe.lower():
+    if "llama" in llm.model_name.lower():  # Meta's licence asks Llama-based products to say so
         st.caption("Built with Llama")
 
 
@@ -152,7 +166,7 @@ def ask_tab(s: Settings) -> None:
     history = [(t["question"], t["answer"]["text"]) for t in state.turns[-HISTORY_TURNS:]]
     with st.chat_message("assistant"):
         try:
-            context = engine.context(question, scope or None, history=history)
+            context = engine.context(question, scope or None, history=history, **question_options(s))
         except RagError as e:
             say(st.error, str(e))
             return
@@ -172,7 +186,8 @@ def ask_tab(s: Settings) -> None:
 def library_tab(s: Settings) -> None:
     st.caption(f"Collection `{s.collection}` in `{s.chroma_url or s.index_dir}`")
     table = st.empty()  # filled last, after this run's uploads, re-scans and removals
-    uploads = st.file_uploader(f"Add PDFs or text files (up to {MAX_UPLOAD_MB} MB each)", type=[t[1:] for t in TYPES],
+    uploads = st.file_uploader(f"Add {filetypes.described()} files (up to {MAX_UPLOAD_MB} MB each)",
+                               type=[extension[1:] for extension in filetypes.extensions()],
                                accept_multiple_files=True, key=f"uploads{state.get('upload_round', 0)}")
     if uploads and st.button("Add to the knowledge base", type="primary"):
         saved = []
@@ -244,26 +259,29 @@ def run_ingest(s: Settings, target: Path) -> None:
 
 def settings_tab(s: Settings) -> None:
     with st.form("settings"):
-        backend = st.radio("Answering model", ["auto", "vllm", "embedded"], horizontal=True,
-                           index=["auto", "vllm", "embedded"].index(s.llm_backend),
-                           help="auto: the server when its URL is set and it answers, else the embedded model")
-        url = st.text_input("vLLM (or any OpenAI-compatible) server URL", s.llm_url,
+        choices = ["auto", *backends.names()]
+        backend = st.radio("Answering model", choices, horizontal=True, index=choices.index(s.llm_backend),
+                           format_func=lambda name: "auto" if name == "auto" else backends.get(name).title,
+                           help="auto: the server at the URL (its kind recognised) when it answers, else the "
+                                "embedded model")
+        url = st.text_input("Server URL (vLLM, Ollama, llama.cpp or any OpenAI-compatible server)", s.llm_url,
                             placeholder="http://localhost:8000")
         model = st.text_input("Model name on the server", s.llm_model, placeholder="the first one it lists")
+        o = question_options(s)
         budget = st.select_slider("Context budget (tokens of sources)", list(BUDGETS),
-                                  value=next((k for k, v in BUDGETS.items() if v == s.budget), "32K"))
-        top_k = st.number_input("Hits retrieved (0: enough to fill the budget)", 0, 2000, s.top_k)
-        ordering = st.selectbox("Ordering", ["golden", "reverse", "sandwich", "random"],
-                                index=["golden", "reverse", "sandwich", "random"].index(s.ordering))
+                                  value=next((k for k, v in BUDGETS.items() if v == o["budget"]), "32K"))
+        top_k = st.number_input("Hits retrieved (0: enough to fill the budget)", 0, 2000, o["top_k"])
+        ordering = st.selectbox("Ordering", ORDERINGS, index=ORDERINGS.index(o["ordering"]))
         if st.form_submit_button("Apply"):
-            state.overrides = {"llm_backend": backend, "llm_url": url.strip(), "llm_model": model.strip(),
-                               "budget": BUDGETS[budget], "top_k": int(top_k), "ordering": ordering}
+            state.overrides = {"llm_backend": backend, "llm_url": url.strip(), "llm_model": model.strip()}
+            state.options = {"budget": BUDGETS[budget], "top_k": int(top_k), "ordering": ordering}
             st.rerun()
     try:
         engine = engine_for(s)
         status_line(engine)
-        st.caption(f"Context window {engine.llm.context_window} tokens; source budget {s.budget}; "
-                   f"ordering {s.ordering}; index `{s.index_dir}`, collection `{s.collection}`.")
+        o = question_options(s)
+        st.caption(f"Context window {engine.llm.context_window} tokens; source budget {o['budget']}; "
+                   f"ordering {o['ordering']}; index `{s.index_dir}`, collection `{s.collection}`.")
     except RagError as e:
         say(st.error, str(e))
     listed = {k: v for k, v in dataclasses.asdict(s).items() if k not in {"pdf_passwords"}}
@@ -279,10 +297,11 @@ try:
 except RagError as e:
     say(st.error, str(e))
     st.stop()
-ask, library, config = st.tabs(["Ask", "Library", "Settings"])
-with ask:
-    ask_tab(current)
-with library:
-    library_tab(current)
-with config:
-    settings_tab(current)
+for tab, show in zip(st.tabs(["Ask", "Library", "Settings"]), (ask_tab, library_tab, settings_tab)):
+    with tab:
+        try:
+            show(current)
+        except RagError as e:  # the knowledge base cannot be opened, or its stores disagree: said, with the way out
+            say(st.error, str(e))
+        except sqlite3.DatabaseError as e:  # a damaged manifest
+            say(st.error, str(damaged(current, e)))

@@ -27,8 +27,7 @@ from pathlib import Path
 from rag.config import Settings
 from rag.embeddings import Embedder, bundled_model_path
 from rag.indexer import ingest, remove_document
-from rag.manifest import Manifest
-from rag.store import ChunkStore
+from rag.knowledge_base import KnowledgeBase
 
 
 def ours(docs: Path, index: Path, dtype: str = "auto", extras: bool = True) -> dict:
@@ -55,11 +54,12 @@ def ours(docs: Path, index: Path, dtype: str = "auto", extras: bool = True) -> d
     unchanged_cli = time.perf_counter() - started
     assert cli.returncode == 0, cli.stderr
 
-    manifest, store = Manifest(index, "bench"), ChunkStore(settings, embedder.model_id)
-    biggest = max(manifest.documents().values(), key=lambda d: d.chunks)
+    kb = KnowledgeBase.open(settings, embedder)
+    biggest = max(kb.manifest.documents().values(), key=lambda d: d.chunks)
     started = time.perf_counter()
-    remove_document(manifest, store, biggest.doc_id)
+    remove_document(kb, biggest.doc_id)
     remove_seconds = time.perf_counter() - started
+    kb.close()
     return {**result, "unchanged_reingest_in_process_s": unchanged_in_process, "unchanged_reingest_cli_s": unchanged_cli,
             "remove_largest_doc": {"chunks": biggest.chunks, "seconds": remove_seconds}}
 
@@ -98,8 +98,9 @@ def agreement(index_a: Path, index_b: Path) -> dict:
     import numpy as np
 
     def vectors(index):
-        got = ChunkStore(Settings(index_dir=index, collection="bench"), Embedder(Settings()).model_id) \
-            .collection.get(include=["embeddings"])
+        kb = KnowledgeBase.open(Settings(index_dir=index, collection="bench"))
+        got = kb.store.collection.get(include=["embeddings"])
+        kb.close()
         return dict(zip(got["ids"], got["embeddings"]))
 
     a, b = vectors(index_a), vectors(index_b)

@@ -28,10 +28,10 @@ from rag.config import Settings
 from rag.embeddings import Embedder, bundled_model_path
 from rag.indexer import ingest
 from rag.lexical import Row
-from rag.manifest import Document, FileRow, Manifest
+from rag.knowledge_base import KnowledgeBase, chunk_id
+from rag.manifest import Document, FileRow
 from rag.packing import pack
 from rag.retrieval import Retriever
-from rag.store import ChunkStore
 from rag.tokens import llama3_tokens
 
 BUDGETS = (8 * 1024, 32 * 1024, 128 * 1024)
@@ -39,9 +39,9 @@ BUDGETS = (8 * 1024, 32 * 1024, 128 * 1024)
 
 def build(docs: Path, settings: Settings, embedder: Embedder, copies: int) -> int:
     ingest(docs, settings, embedder=embedder)
-    store = ChunkStore(settings, embedder.model_id)
+    kb = KnowledgeBase.open(settings, embedder)
+    store, manifest = kb.store, kb.manifest
     got = store.collection.get(include=["embeddings", "documents", "metadatas"])
-    manifest = Manifest(settings.index_dir, settings.collection)
     originals = manifest.documents()
     for c in range(1, copies):
         for doc in originals.values():
@@ -54,7 +54,7 @@ def build(docs: Path, settings: Settings, embedder: Embedder, copies: int) -> in
         ids, vectors, texts, metas, rows = [], [], [], [], {}
         for cid, vector, text, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
             new_doc = f"{meta['doc_id']}r{c}"
-            new_cid = f"{new_doc}-{meta['chunk']:05d}"
+            new_cid = chunk_id(new_doc, meta["chunk"])
             ids.append(new_cid)
             vectors.append(vector)
             texts.append(text)
@@ -66,8 +66,9 @@ def build(docs: Path, settings: Settings, embedder: Embedder, copies: int) -> in
             for doc_id, doc_rows in rows.items():
                 m.lexical.put(doc_id, doc_rows)
         print(f"copy {c}: {store.count()} chunks", flush=True)
-    manifest.close()
-    return store.count()
+    count = store.count()
+    kb.close()
+    return count
 
 
 def percentiles(values: list[float]) -> dict:

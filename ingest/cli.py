@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from rag import filetypes
 from rag.config import Settings
 from rag.indexer import ingest
 from rag.paths import json_safe, shown
@@ -22,7 +23,7 @@ STYLE = {OK: "green", UNCHANGED: "dim", FAILED: "red", NO_TEXT: "yellow", SKIPPE
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("ingest", parents=[common], help="index a folder of PDFs, .txt and .md files",
+    p = subparsers.add_parser("ingest", parents=[common], help=f"index a folder of {filetypes.described()} files",
                               description="Index a folder (or one file) into the knowledge base. Unchanged files "
                                           "cost a hash; changed files are re-indexed; removed files are dropped.")
     p.add_argument("folder", type=Path, help="folder (or single file) to ingest")
@@ -84,6 +85,8 @@ def _print_table(console, report: IngestReport, settings: Settings, folder: Path
             table.add_row(escape(_shown(f.path, folder)), f"[{STYLE[f.status]}]{f.status}[/]", str(f.pages or ""),
                           str(f.chunks or ""), escape(shown(f.reason)))
         console.print(table)
+    for note in report.notes:
+        console.print(f"[yellow]{escape(note)}[/]")
     t = report.totals()
     counts = ", ".join(f"{t[s]} {s.replace('_', ' ')}" for s in (OK, UNCHANGED, FAILED, NO_TEXT, SKIPPED, REMOVED)
                        if t[s])

@@ -17,13 +17,16 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from importlib.metadata import entry_points
 
 from rag import __version__
+from rag import backends
 from rag.config import Settings, load_settings
 from rag.errors import ConfigError, RagError
+from rag.knowledge_base import damaged
 from rag.paths import PrintableFormatter, json_safe, printable
 
 GLOBAL_OPTIONS = {  # flag -> (settings field, help)
@@ -110,10 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))  # documents' text can reach logs
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    settings = None
     try:
         # any option whose dest is a Settings field overrides that setting
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
-        return args.run(args, load_settings(overrides))
+        settings = load_settings(overrides)
+        return args.run(args, settings)
+    except sqlite3.DatabaseError as e:  # a damaged manifest, wherever it is read: our error, with the way out
+        print(f"rag {args.command}: {printable(str(damaged(settings or Settings(), e)))}", file=sys.stderr)
+        return 1
     except ConfigError as e:
         print(f"rag {args.command}: {printable(str(e))}", file=sys.stderr)
         return 2
@@ -134,7 +142,8 @@ def register_ask(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
     p.add_argument("--budget", dest="budget", help="tokens of sources in the prompt, e.g. 32k or 128k")
     p.add_argument("--ordering", dest="ordering", choices=["golden", "reverse", "sandwich", "random"])
-    p.add_argument("--backend", dest="llm_backend", choices=["auto", "vllm", "embedded"])
+    p.add_argument("--backend", dest="llm_backend", choices=["auto", *backends.names()],
+                   help="which model answers (default auto: the server at --llm-url, else the embedded model)")
     p.add_argument("--llm-url", dest="llm_url", help="OpenAI-compatible server, e.g. http://localhost:8000")
     p.set_defaults(run=run_ask)
 

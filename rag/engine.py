@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
-from rag.llm import LLM, open_llm
+from rag.backends import LLM, open_llm
 from rag.packing import Hit, Packed, Source, pack, reorder
 from rag.prompts import NOT_FOUND, messages, neutralizer
 from rag.retrieval import Retriever
@@ -73,9 +73,13 @@ class Context:
 
 
 class Engine:
-    def __init__(self, settings: Settings, *, llm: LLM | None = None, retriever: Retriever | None = None):
+    """One knowledge base and one answering model, held open for many questions. What may change from one
+    question to the next (documents, budget, ordering, top-k, the conversation) is passed with each call."""
+
+    def __init__(self, settings: Settings, *, llm: LLM | None = None, retriever: Retriever | None = None,
+                 kb=None):
         self.settings = settings
-        self.retriever = retriever or Retriever(settings)
+        self.retriever = retriever or Retriever(settings, kb=kb)
         self.llm = llm or open_llm(settings)
         self.clean = neutralizer(self.llm.special_tokens)  # document text never becomes this model's structure
 
@@ -93,12 +97,14 @@ class Engine:
                 f"the question takes {fixed} tokens of the model's {self.llm.context_window}: shorten it")
         return left
 
-    def ask(self, question: str, documents: Sequence[str] | None = None,
-            on_token: Callable[[str], None] | None = None, history: Sequence[tuple[str, str]] = ()) -> Answer:
-        return self.answer(self.context(question, documents, history=history), on_token)
+    def ask(self, question: str, documents: Sequence[str] | None = None, on_token: Callable[[str], None] | None = None,
+            history: Sequence[tuple[str, str]] = (), **options) -> Answer:
+        """`options`: budget, ordering, top_k for this question (see `context`)."""
+        return self.answer(self.context(question, documents, history=history, **options), on_token)
 
     def context(self, question: str, documents: Sequence[str] | None = None, *, budget: int | None = None,
-                ordering: str | None = None, history: Sequence[tuple[str, str]] = ()) -> Context:
+                ordering: str | None = None, top_k: int | None = None,
+                history: Sequence[tuple[str, str]] = ()) -> Context:
         """Retrieve and pack: the prompt for `question`, within `budget` (default: settings) and the window.
 
         `history`: earlier (question, answer) turns of a conversation, oldest first. They go into the
@@ -110,7 +116,7 @@ class Engine:
             raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
                            "add documents with `rag ingest FOLDER` first")
         budget = self.budget(question, budget, history)
-        k = self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
+        k = top_k or self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
         query = f"{history[-1][0]} {question}" if history else question
         hits = self.retriever.search(query, k, documents).hits
         retrieved = time.perf_counter()

@@ -24,6 +24,14 @@ class IndexLockedError(RagError):
     """Another process is writing to the same index."""
 
 
+class IndexDamagedError(RagError):
+    """The manifest cannot be read (a damaged SQLite file)."""
+
+
+class IndexInconsistentError(RagError):
+    """The manifest, the keyword index and Chroma disagree (e.g. the chroma folder was deleted)."""
+
+
 class StoreError(RagError):
     """The Chroma store could not be opened or reached."""
 

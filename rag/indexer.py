@@ -19,7 +19,6 @@ stored EMBED_BATCH chunks at a time, so a huge one costs no more memory than a s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -27,16 +26,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from rag.chunking import CHUNKER_VERSION
+from rag import filetypes
 from rag.config import Settings
 from rag.embeddings import Embedder
-from rag.errors import ConfigError, FileError, IndexLockedError, UnknownDocumentError
+from rag.errors import ConfigError, FileError, UnknownDocumentError
+from rag.knowledge_base import KnowledgeBase, chunk_id, doc_of, signature
+from rag.knowledge_base import doc_id as make_doc_id
 from rag.lexical import Row
-from rag.manifest import Document, FileRow, Manifest, now
+from rag.manifest import Document, FileRow, now
 from rag.paths import shown
 from rag.prepare import Failed, Params, Prepared, prepare_all
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, FileReport, IngestReport
-from rag.store import ChunkStore
 from rag.walk import folder_root, hash_file, read_failure, walk
 
 log = logging.getLogger(__name__)
@@ -45,84 +45,53 @@ EMBED_BATCH = 1024  # chunks embedded and stored at a time
 Event = Callable[[str, dict], None]  # ("planned", {"work": n}) then ("file", {"report": FileReport})
 
 
-def signature(settings: Settings, model_id: str) -> str:
-    """What, besides the bytes, decides a document's chunks and vectors."""
-    spec = f"chunker={CHUNKER_VERSION};tokens={settings.chunk_tokens};overlap={settings.chunk_overlap};model={model_id}"
-    return hashlib.sha256(spec.encode()).hexdigest()[:8]
-
-
-def doc_id_for(sha256: str, sig: str) -> str:
-    return f"{sha256[:32]}-{sig}"
-
-
-def chunk_id(doc_id: str, index: int) -> str:
-    return f"{doc_id}-{index:05d}"
-
-
-def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None, store: ChunkStore | None = None,
+def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None,
            on_event: Event | None = None) -> IngestReport:
     """Bring the knowledge base in line with `target` (a folder, or one file). Raises IndexLockedError."""
     target = Path(os.path.abspath(target))
     if not target.exists():
-        raise ConfigError(f"{target} does not exist: give a folder (or a file) to ingest")
-    with _writer_lock(settings):
-        embedder = embedder or Embedder(settings)
-        return _Run(target, settings, embedder, store or ChunkStore(settings, embedder.model_id),
-                    on_event or (lambda kind, data: None)).run()
+        raise ConfigError(f"{shown(str(target))} does not exist: give a folder (or a file) to ingest")
+    embedder = embedder or Embedder(settings)
+    kb = KnowledgeBase(settings, embedder.model_id)
+    try:
+        with kb.writing():
+            return _Run(target, kb, embedder, on_event or (lambda kind, data: None)).run()
+    finally:
+        kb.close()
 
 
-def remove_file(path: str, settings: Settings, *, store: ChunkStore | None = None) -> None:
+def remove_file(path: str, settings: Settings) -> None:
     """Take one file out of the knowledge base, and its chunks unless another file has the same content.
 
-    The file itself is deleted only when it is an upload (rag.library keeps those); a file in a folder
-    of the user's stays where it is, so ingesting that folder again brings it back.
+    The file itself is deleted only when it is an upload (the app keeps those in the uploads folder); a
+    file in a folder of the user's stays where it is, so ingesting that folder again brings it back.
     """
-    from rag.library import uploads_dir
-
-    with _writer_lock(settings):
-        manifest = Manifest(settings.index_dir, settings.collection)
-        try:
+    kb = KnowledgeBase.open(settings)
+    try:
+        with kb.writing():
+            manifest = kb.manifest
             row = manifest.files().get(path)
             if row is None:
-                raise UnknownDocumentError(f"{path} is not in collection {settings.collection!r}: nothing to remove")
+                raise UnknownDocumentError(f"{shown(path)} is not in collection {settings.collection!r}: nothing to "
+                                           "remove")
             manifest.drop_file(path)
-            store = store or ChunkStore(settings, Embedder(settings).model_id)
             others = sorted(p for p, f in manifest.files().items() if row.doc_id and f.doc_id == row.doc_id)
             if row.doc_id and not others:
-                remove_document(manifest, store, row.doc_id)
+                remove_document(kb, row.doc_id)
             elif others and manifest.paths([row.doc_id]).get(row.doc_id) == path:  # label it with a file still there
-                store.relabel(row.doc_id, shown(others[0]), shown(Path(others[0]).name))
+                kb.store.relabel(row.doc_id, shown(others[0]), shown(Path(others[0]).name))
                 manifest.set_path(row.doc_id, others[0])
-        finally:
-            manifest.close()
-    if Path(path).parent == uploads_dir(settings).absolute():
+    finally:
+        kb.close()
+    if Path(path).parent == kb.uploads.absolute():
         Path(path).unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _writer_lock(settings: Settings):
-    from filelock import FileLock, Timeout
-
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(settings.index_dir / f"ingest-{settings.collection}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise IndexLockedError(
-            f"another `rag ingest` is writing to collection {settings.collection!r} in {settings.index_dir}: "
-            "wait for it to finish, then run this again (unchanged files will cost nothing)"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 class _Run:
-    def __init__(self, target: Path, settings: Settings, embedder: Embedder, store: ChunkStore, on_event: Event):
-        self.target, self.settings, self.embedder, self.store, self.emit = target, settings, embedder, store, on_event
-        self.manifest = Manifest(settings.index_dir, settings.collection)
-        self.sig = signature(settings, embedder.model_id)
+    def __init__(self, target: Path, kb: KnowledgeBase, embedder: Embedder, on_event: Event):
+        self.target, self.kb, self.embedder, self.emit = target, kb, embedder, on_event
+        self.settings, self.manifest, self.store = kb.settings, kb.manifest, kb.store
+        self.sig = signature(kb.settings, embedder.model_id)
         self.root = folder_root(target)  # links are followed only to files inside it
         self.before = self.manifest.files()  # the rows as this run found them
         self.unlisted: list[str] = []  # folders that could not be listed: what was indexed from them stays
@@ -131,18 +100,21 @@ class _Run:
 
     def run(self) -> IngestReport:
         started, embed_before = time.perf_counter(), self.embedder.seconds
-        try:
-            self._backfill_lexical()
-            work, seen = self._plan()
-            self.emit("planned", {"work": len(work)})
-            for item in self._prepared(work):
-                self._store(item)
-            if self.target.is_dir():
-                self._remove_missing(seen)
-            self._remove_unreferenced()
-            self.report.chunks_in_index = self.store.count()
-        finally:
-            self.manifest.close()
+        self._repair()
+        self._backfill_lexical()
+        work, seen = self._plan()
+        self.emit("planned", {"work": len(work)})
+        for item in self._prepared(work):
+            self._store(item)
+        if self.target.is_dir():
+            self._remove_missing(seen)
+        self._remove_unreferenced()
+        self._drop_strays()
+        self.report.chunks_in_index = self.store.count()
+        health = self.kb.health()
+        if not health.ok:  # what this run could not repair (documents from other folders)
+            self.report.notes.append(f"the knowledge base is still inconsistent: {health.problem()}; run `rag "
+                                     "ingest` on the other folders it holds to repair the rest")
         self.timer["embed"] = self.embedder.seconds - embed_before
         self.timer["total"] = time.perf_counter() - started
         self.report.seconds = self.timer
@@ -168,6 +140,40 @@ class _Run:
                                       "fixed")
         return entry, FileRow(entry.path, old.doc_id, old.size, entry.status, entry.reason, old.pages, old.chunks,
                               now())
+
+    def _repair(self) -> None:
+        """When the stores disagree (someone deleted the chroma folder, say), send this folder's documents
+        that lost vectors back to be embedded again by this run, and out of the keyword index until then.
+        (Vectors of documents the manifest does not list are dropped at the end: this run may reuse them.)"""
+        health = self.kb.health()
+        if health.ok:
+            return
+        prefix = str(self.target) + os.sep
+        mine = {row.doc_id for path, row in self.before.items()
+                if row.doc_id and (path == str(self.target) or path.startswith(prefix))}
+        listed = self.manifest.documents()
+        lost = [d for d in listed.values() if d.state == "complete" and d.doc_id in mine
+                and len(self.store.existing([chunk_id(d.doc_id, i) for i in range(d.chunks)])) < d.chunks]
+        complete = {d for d, doc in listed.items() if doc.state == "complete"} - {d.doc_id for d in lost}
+        with self.manifest.transaction() as m:
+            for d in lost:  # hidden again, and out of the keyword index, until their vectors are back
+                m.set_state(d.doc_id, "pending")
+            for document in m.lexical.documents() - complete:
+                m.lexical.drop(document)  # keyword rows of documents that are not complete
+        self.report.notes.append(f"repaired: {health.problem()}" + (
+            f"; re-embedding what Chroma lost of {len(lost)} documents ({sum(d.chunks for d in lost)} chunks)"
+            if lost else ""))
+
+    def _drop_strays(self) -> None:
+        """Vectors of documents the manifest does not list (a manifest moved away, then rebuilt)."""
+        if self.kb.health().ok:
+            return
+        stray = {doc_of(cid) for cid in self.store.ids()} - set(self.manifest.documents())
+        for document in stray:
+            self.store.delete_document(document)
+        if stray:
+            self.report.notes.append(f"repaired: dropped the vectors of {len(stray)} documents the manifest does "
+                                     "not list")
 
     def _backfill_lexical(self) -> None:
         """Complete documents missing from the keyword index (an index built before it existed) get
@@ -201,7 +207,7 @@ class _Run:
                 continue
             finally:
                 self.timer["hash"] += time.perf_counter() - t
-            doc_id = doc_id_for(sha, self.sig)
+            doc_id = make_doc_id(sha, self.sig)
             doc = documents.get(doc_id)
             if doc is None or doc.state != "complete":
                 work.append(path)
@@ -234,7 +240,8 @@ class _Run:
             return
         s = self.settings
         params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, s.chunk_overlap, s.pdf_passwords,
-                        s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20, str(self.root))
+                        s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20, str(self.root),
+                        filetypes.modules())
         with contextlib.closing(prepare_all(work, params)) as prepared:  # stops the worker however we leave
             for item in prepared:
                 for stage, seconds in item.seconds.items():
@@ -249,7 +256,7 @@ class _Run:
         if isinstance(item, FileReport):
             self._add(item)
             return
-        path, doc_id = str(item.path), doc_id_for(item.sha256, self.sig)
+        path, doc_id = str(item.path), make_doc_id(item.sha256, self.sig)
         known = self.manifest.document(doc_id)
         if known is not None and known.state == "complete":  # a duplicate earlier in this run
             reason = f"same content as {shown(known.path)}: indexed once"
@@ -259,7 +266,7 @@ class _Run:
         doc = Document(doc_id, item.sha256, "pending", path, item.pages, len(item.chunks), sum(item.tokens), now())
         self.manifest.put_document(doc)
         ids = [chunk_id(doc_id, c.index) for c in item.chunks]
-        have = self.store.existing(ids) if known is not None else set()  # resuming a killed run
+        have = self.store.existing(ids)  # resuming a killed run, or rebuilding a lost manifest: reuse vectors
         todo = [i for i, cid in enumerate(ids) if cid not in have]
         for lo in range(0, len(todo), EMBED_BATCH):
             batch = todo[lo:lo + EMBED_BATCH]
@@ -269,9 +276,13 @@ class _Run:
             self.store.upsert([ids[i] for i in batch], vectors, [item.chunks[i].text for i in batch],
                               [self._metadata(item, doc_id, i) for i in batch])
             self.timer["store"] += time.perf_counter() - t
+        old = self.before.get(path)
         with self.manifest.transaction() as m:
             m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text)
                                    for cid, c, n in zip(ids, item.chunks, item.tokens)))
+            if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
+                m.set_state(old.doc_id, "removing")  # the version it replaces: never searchable beside it
+                m.lexical.drop(old.doc_id)
             m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
             m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
         self._add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))
@@ -299,7 +310,7 @@ class _Run:
                 continue
             t = time.perf_counter()
             log.info("removing %s document %s (%s)", doc.state, doc.doc_id, doc.path)
-            remove_document(self.manifest, self.store, doc.doc_id)
+            remove_document(self.kb, doc.doc_id)
             self.timer["remove"] += time.perf_counter() - t
             self.report.removed_documents += 1
 
@@ -315,11 +326,11 @@ def _gone(path: str) -> bool:
     return False
 
 
-def remove_document(manifest: Manifest, store: ChunkStore, doc_id: str) -> None:
+def remove_document(kb: KnowledgeBase, doc_id: str) -> None:
     """Hide (and leave the keyword index), delete the chunks (one metadata delete), then forget the
     document. Safe to repeat."""
-    with manifest.transaction() as m:
+    with kb.manifest.transaction() as m:
         m.set_state(doc_id, "removing")
         m.lexical.drop(doc_id)
-    store.delete_document(doc_id)
-    manifest.drop_document(doc_id)
+    kb.store.delete_document(doc_id)
+    kb.manifest.drop_document(doc_id)

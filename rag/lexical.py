@@ -68,7 +68,7 @@ class LexicalIndex:
 
     def __init__(self, db, collection: str):
         self.db, self.collection = db, collection
-        self._df: dict[str, int] = {}  # chunks per word stem, for _selective
+        self._df: dict[str, int] = {}  # chunks per word stem, for selective()
         self._df_version: tuple[int, int] | None = None
         db.executescript(SCHEMA + QUESTION_SCHEMA)
 
@@ -95,13 +95,16 @@ class LexicalIndex:
     def drop(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
 
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM chunks WHERE collection = ?", (self.collection,)).fetchone()[0]
+
     def documents(self) -> set[str]:
         rows = self.db.execute("SELECT DISTINCT doc_id FROM chunks WHERE collection = ?", (self.collection,))
         return {r[0] for r in rows}
 
     def search(self, question: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """The k best chunks by BM25, as (chunk_id, score) with higher = better; optionally within documents."""
-        expression = match_expression(self._selective(content_words(question)))
+        expression = match_expression(self.selective(content_words(question)))
         if expression is None or k <= 0 or (doc_ids is not None and not doc_ids):
             return []
         ranked = "SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?"
@@ -122,7 +125,7 @@ class LexicalIndex:
         return self.db.execute("SELECT count(*) FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
                                (expression, k)).fetchone()[0]
 
-    def _selective(self, words: list[str]) -> list[str]:
+    def selective(self, words: list[str]) -> list[str]:
         """The words that are not in more than COMMON_SHARE of all chunks (at least the two rarest).
 
         A word in many chunks adds little to BM25 but makes an OR query rank much of the index: on 100K

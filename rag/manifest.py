@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL, doc_id TEXT NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,
     path TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL, tokens INTEGER NOT NULL,
     ingested_at REAL NOT NULL, PRIMARY KEY (collection, doc_id));
+CREATE TABLE IF NOT EXISTS generations (collection TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     collection TEXT NOT NULL, path TEXT NOT NULL, doc_id TEXT, size INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL,
@@ -55,13 +56,14 @@ class FileRow:
 
 
 class Manifest:
-    def __init__(self, index_dir: Path, collection: str):
-        index_dir.mkdir(parents=True, exist_ok=True)
+    """Opened by rag.knowledge_base.KnowledgeBase, which owns where it lives."""
+
+    def __init__(self, path: Path, collection: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.collection = collection
         # check_same_thread=False: retrieval runs the keyword search in a thread while the vector search
         # runs; the connection is never used by two threads at once
-        self.db = sqlite3.connect(index_dir / "manifest.sqlite", timeout=30, isolation_level=None,
-                                  check_same_thread=False)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
@@ -71,14 +73,35 @@ class Manifest:
 
     @contextlib.contextmanager
     def transaction(self):
-        """Statements inside land together or not at all."""
+        """Statements inside land together or not at all, and make a new generation of the knowledge base
+        (readers in other processes notice it, and refresh what they hold in memory)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self
+            self.db.execute("INSERT INTO generations VALUES (?, 1) ON CONFLICT (collection) DO UPDATE SET "
+                            "generation = generation + 1", (self.collection,))
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def generation(self) -> int:
+        """How many times the knowledge base has changed (0: never written)."""
+        row = self.db.execute("SELECT generation FROM generations WHERE collection = ?", (self.collection,)).fetchone()
+        return row[0] if row else 0
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection committed since this was last asked (SQLite's data_version: cheap)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._data_version = version != getattr(self, "_data_version", version), version
+        return changed
+
+    def chunk_counts(self) -> tuple[int, int]:
+        """Chunks of complete documents, and of all documents (being written or removed included)."""
+        row = self.db.execute("SELECT COALESCE(SUM(CASE WHEN state = 'complete' THEN chunks END), 0), "
+                              "COALESCE(SUM(chunks), 0) FROM documents WHERE collection = ?",
+                              (self.collection,)).fetchone()
+        return row[0], row[1]
 
     # documents
     def documents(self) -> dict[str, Document]:
@@ -144,6 +167,11 @@ class Manifest:
 
     def drop_file(self, path: str) -> None:
         self.db.execute("DELETE FROM files WHERE collection = ? AND path = ?", (self.collection, stored(path)))
+
+    def pointing_at(self, doc_id: str, but: str) -> int:
+        """Files other than `but` whose row points at the document."""
+        return self.db.execute("SELECT count(*) FROM files WHERE collection = ? AND doc_id = ? AND path != ?",
+                               (self.collection, doc_id, stored(but))).fetchone()[0]
 
     def referenced(self) -> set[str]:
         rows = self.db.execute("SELECT DISTINCT doc_id FROM files WHERE collection = ? AND doc_id IS NOT NULL",

@@ -23,6 +23,7 @@ gets the embedding tokenizer as JSON.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import pickle
@@ -41,9 +42,9 @@ from typing import Callable, Iterator, Sequence
 
 from rag.chunking import WINDOW_CHARS, Chunk, chunk_pages
 from rag.errors import FileError
-from rag.loaders import load_pages, read_error_reason
+from rag.filetypes import load_pages
 from rag.paths import PrintableFormatter, shown
-from rag.walk import open_regular, too_large
+from rag.walk import open_regular, read_error_reason, too_large
 
 LOOKAHEAD = 2  # files prepared ahead of the one being embedded
 PROGRESS_EVERY = 1.0  # seconds between progress messages, at most (a quarter of parse_timeout when that is less)
@@ -64,6 +65,7 @@ class Params:
     memory_mb: int = 4096  # parse_memory_mb
     max_bytes: int = 100 * 2**20  # max_file_mb
     root: str = "/"  # links are followed only to files inside this folder
+    type_modules: tuple[str, ...] = ()  # modules of file types registered outside rag.filetypes: imported here too
 
 
 @dataclass
@@ -400,6 +402,8 @@ def _serve(parent: int) -> None:
     handler.addFilter(_name_the_file)
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     params: Params = _read(inbox)
+    for module in params.type_modules:
+        importlib.import_module(module)  # it registers its file type in this process too
     tokenize = tokenizer_from_json(params.tokenizer_json)
     _limit_memory(params.memory_mb)
     jobs: queue.Queue[Path] = queue.Queue()

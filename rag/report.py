@@ -25,6 +25,7 @@ class IngestReport:
     embedded: int = 0  # chunks embedded by this run
     removed_documents: int = 0
     chunks_in_index: int = 0
+    notes: list[str] = field(default_factory=list)  # what the run repaired, or could not
 
     @property
     def has_failures(self) -> bool:
@@ -41,6 +42,6 @@ class IngestReport:
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
     def to_dict(self) -> dict:
-        return {"files": [asdict(f) for f in self.files], "totals": self.totals()}
+        return {"files": [asdict(f) for f in self.files], "totals": self.totals(), "notes": self.notes}
 
 

@@ -16,10 +16,9 @@ from typing import Sequence
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import UnknownDocumentError
-from rag.manifest import Manifest
+from rag.knowledge_base import KnowledgeBase, chunk_id, doc_of
 from rag.packing import Hit
 from rag.paths import shown
-from rag.store import ChunkStore
 
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
 
@@ -40,16 +39,24 @@ def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, f
 
 
 class Retriever:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: ChunkStore | None = None):
+    """Searches one knowledge base. It refuses one whose stores disagree (saying how to repair it), and
+    before each question notices whether another process wrote to it, and then sees what was written."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, kb: KnowledgeBase | None = None):
         self.settings = settings
         self.embedder = embedder or Embedder(settings)
-        self.store = store or ChunkStore(settings, self.embedder.model_id)
-        self.manifest = Manifest(settings.index_dir, settings.collection)
+        self._owns_kb = kb is None
+        self.kb = kb or KnowledgeBase(settings, self.embedder.model_id)
         self._paths: dict[str, str] = {}  # doc_id -> path, for the hits of the current question
-        self._lock = threading.Lock()  # one question at a time on the manifest's connection (the app's sessions)
+        self.kb.check()
+
+    @property
+    def manifest(self):
+        return self.kb.manifest
 
     def close(self) -> None:
-        self.manifest.close()
+        if self._owns_kb:
+            self.kb.close()
 
     def scope(self, documents: Sequence[str]) -> list[str]:
         """Document ids for file names or paths; a name that matches nothing is an error that lists names."""
@@ -69,17 +76,23 @@ class Retriever:
 
     def search(self, question: str, k: int, documents: Sequence[str] | None = None) -> Retrieved:
         """The k best chunks for the question, fused from vector and keyword search."""
-        with self._lock:
+        with self.kb.lock:
+            if self.kb.refresh():  # another process wrote: see its vectors; check the stores still agree
+                self.kb.check()
             return self._search(question, k, documents)
 
     def _search(self, question: str, k: int, documents: Sequence[str] | None) -> Retrieved:
         t0 = time.perf_counter()
         doc_ids = self.scope(documents) if documents else None
         keyword: list[str] = []
+        failed: list[BaseException] = []
         hidden = self.manifest.hidden()
 
         def keyword_search():  # SQLite releases the GIL: this runs while the model embeds the question
-            keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids))
+            try:
+                keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids))
+            except Exception as e:  # raised again below, in the caller's thread
+                failed.append(e)
 
         worker = threading.Thread(target=keyword_search)
         worker.start()
@@ -87,20 +100,30 @@ class Retriever:
             vector = self._vector(question, k, doc_ids, hidden)
         finally:
             worker.join()
+        if failed:
+            raise failed[0]
         t1 = time.perf_counter()
         rankings = [vector, keyword]
         if doc_ids and self.settings.lead:  # a contract's opening names it, its parties and its date
-            rankings.append([f"{d}-00000" for d in doc_ids])
+            rankings.append([chunk_id(d, 0) for d in doc_ids])
         fused = fuse(rankings)[:k]
         t2 = time.perf_counter()
         self._paths = {}
         hits = self._hits(fused)
         return Retrieved(hits, {"search": t1 - t0, "fuse": t2 - t1, "fetch": time.perf_counter() - t2})
 
+    def halves(self, question: str, k: int, documents: Sequence[str] | None = None) -> tuple[list[Hit], list[Hit]]:
+        """The k best chunks by vectors alone, and by keywords alone (what fusion combines; for evaluation)."""
+        with self.kb.lock:
+            doc_ids = self.scope(documents) if documents else None
+            vector = self._hits([(cid, 0.0) for cid in self._vector(question, k, doc_ids, self.manifest.hidden())])
+            keyword = self._hits(self.manifest.lexical.search(question, k, doc_ids))
+        return vector, keyword
+
     def neighbours(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Hit]:
         """The chunks next to hits, by (doc_id, chunk index), in one lookup: for packing to grow sources with."""
-        with self._lock:
-            hits = self._hits([(f"{doc_id}-{index:05d}", 0.0) for doc_id, index in wanted], rank_from=0)
+        with self.kb.lock:
+            hits = self._hits([(chunk_id(document, index), 0.0) for document, index in wanted], rank_from=0)
         return {(h.doc_id, h.chunk): h for h in hits}
 
     def _vector(self, question: str, k: int, doc_ids: list[str] | None, hidden: list[str] = ()) -> list[str]:
@@ -108,24 +131,24 @@ class Retriever:
         if doc_ids is not None:
             conditions.append({"doc_id": {"$in": doc_ids}})
         if hidden:
-            conditions.append(self.store.visible_filter(hidden))
+            conditions.append(self.kb.store.visible_filter(hidden))
         where = conditions[0] if len(conditions) == 1 else ({"$and": conditions} if conditions else None)
-        result = self.store.collection.query(query_embeddings=self.embedder.embed([question]), n_results=k,
+        result = self.kb.store.collection.query(query_embeddings=self.embedder.embed([question]), n_results=k,
                                              where=where, include=[])
         return result["ids"][0]
 
     def _hits(self, ranked: list[tuple[str, float]], rank_from: int = 1) -> list[Hit]:
         rows = self.manifest.lexical.get([cid for cid, _ in ranked])
-        doc_of = {cid: cid.rsplit("-", 1)[0] for cid in rows}
-        missing = set(doc_of.values()) - self._paths.keys()
+        document = {cid: doc_of(cid) for cid in rows}
+        missing = set(document.values()) - self._paths.keys()
         if missing:
             self._paths.update(self.manifest.paths(missing))
         hits = []
         for cid, score in ranked:
             row = rows.get(cid)
-            path = self._paths.get(doc_of.get(cid, ""))
+            path = self._paths.get(document.get(cid, ""))
             if row is None or path is None:
                 continue  # written by an ingest still running, or being removed: not visible
-            hits.append(Hit(cid, doc_of[cid], shown(Path(path).name), path, row.chunk, row.page_start, row.page_end,
+            hits.append(Hit(cid, document[cid], shown(Path(path).name), path, row.chunk, row.page_start, row.page_end,
                             row.text, score, rank_from + len(hits), row.tokens))
         return hits

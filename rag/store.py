@@ -11,6 +11,7 @@ Chunk metadata: doc_id, sha256, path, file, page_start, page_end, start, end, ch
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlparse
 
@@ -18,6 +19,20 @@ from rag.config import Settings
 from rag.errors import ConfigError, StoreError
 
 log = logging.getLogger(__name__)
+
+
+def chroma_path(settings: Settings) -> Path:
+    return settings.index_dir / "chroma"
+
+
+def refresh_local_client(settings: Settings):
+    """A new client for the local store, reading it afresh from disk. Chroma keeps one in-memory copy of a
+    local store per process, which does not see vectors another process wrote: this drops that copy (every
+    client of this process then needs making again, which rag does only through KnowledgeBase.refresh)."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    return open_client(settings)
 
 
 def open_client(settings: Settings):
@@ -40,7 +55,7 @@ def open_client(settings: Settings):
                 f"`chroma run --path DIR --port {url.port or 8000}`, or unset RAG_CHROMA_URL to use the local index"
             ) from e
         return client
-    path = settings.index_dir / "chroma"
+    path = chroma_path(settings)
     try:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
@@ -66,6 +81,10 @@ class ChunkStore:
 
     def count(self) -> int:
         return self.collection.count()
+
+    def ids(self) -> list[str]:
+        """Every chunk id stored (for repairs: the ids name their documents)."""
+        return self.collection.get(include=[])["ids"]
 
     def existing(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

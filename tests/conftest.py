@@ -1,4 +1,5 @@
-"""Shared fixtures: real models, real Chroma in tmp_path, real PDFs from data/ and ../shared/data."""
+"""Shared fixtures: real models, real Chroma in tmp_path, real PDFs from data/ and ../shared/data. (What
+tests share besides fixtures is in helpers.py.)"""
 
 from __future__ import annotations
 
@@ -13,12 +14,7 @@ import pytest
 
 from rag.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
-CONTRACTS = ROOT / "data" / "contracts"
-SHARED = ROOT.parent / "shared" / "data"
-ROBUSTNESS = SHARED / "pdf-robustness"
-
-needs_shared = pytest.mark.skipif(not ROBUSTNESS.is_dir(), reason="../shared/data is not beside this checkout")
+from helpers import CONTRACTS, free_port
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +49,6 @@ def sample_index(tmp_path_factory, embedder) -> Settings:
     return settings
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llama_cpp_server(tmp_path_factory):
     port = free_port()
@@ -84,6 +74,6 @@ def llama_cpp_server(tmp_path_factory):
 
 
 def _bundled_gguf():
-    from rag.llm import bundled_gguf
+    from rag.backends.embedded import bundled_gguf
 
     return bundled_gguf()

@@ -1,15 +1,52 @@
-"""Helpers for tests that drive real processes: wait for a state (never for a fixed time), find every
-process a command left behind, run the `rag` command."""
+"""What tests share: where the real data is, a free port, what an index holds, and helpers for tests
+that drive real processes (wait for a state, never for a fixed time; find every process a command left
+behind; run the `rag` command). Fixtures live in conftest.py; everything else is imported from here."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS = ROOT / "data" / "contracts"
+SHARED = ROOT.parent / "shared" / "data"
+ROBUSTNESS = SHARED / "pdf-robustness"
+
+needs_shared = pytest.mark.skipif(not ROBUSTNESS.is_dir(), reason="../shared/data is not beside this checkout")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stored(settings, embedder):
+    """Everything the index holds as it is on disk now, for comparing two indexes chunk for chunk; and a
+    check that the keyword index holds exactly the chunks Chroma holds."""
+    from rag.knowledge_base import KnowledgeBase
+    from rag.store import refresh_local_client
+
+    kb = KnowledgeBase(settings, embedder.model_id, client=refresh_local_client(settings))
+    got = kb.store.collection.get(include=["metadatas", "documents"])
+    chunks = sorted(zip(got["ids"], got["documents"], [json.dumps(m, sort_keys=True) for m in got["metadatas"]]))
+    m = kb.manifest
+    docs = sorted((d.doc_id, d.state, d.path, d.pages, d.chunks, d.tokens) for d in m.documents().values())
+    files = sorted((f.path, f.doc_id, f.status, f.pages, f.chunks) for f in m.files().values())
+    keyword = sorted(m.db.execute("SELECT chunk_id, doc_id, chunk, page_start, page_end, text, tokens FROM chunks "
+                                  "WHERE collection = ?", (settings.collection,)).fetchall())
+    kb.close()
+    assert [(k[0], k[5]) for k in keyword] == [(cid, text) for cid, text, _ in chunks]  # the same chunks
+    assert [(k[2], k[3], k[4], k[6]) for k in keyword] == [(meta["chunk"], meta["page_start"], meta["page_end"],
+                                                            meta["tokens"]) for meta in (json.loads(c[2]) for c in chunks)]
+    return chunks, docs, files, keyword
 
 
 def wait_for(condition, timeout: float = 120) -> bool:

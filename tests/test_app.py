@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from rag.indexer import ingest
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 

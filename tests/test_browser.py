@@ -15,8 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import ROOT, free_port
-from helpers import wait_for
+from helpers import ROOT, free_port, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 QUESTION = "Which state's law governs the NETGEAR distributor agreement?"

@@ -15,13 +15,13 @@ import pytest
 from rag.config import Settings
 from rag.errors import FileError
 from rag.indexer import ingest, remove_file
-from rag.manifest import Manifest
+from rag.knowledge_base import KnowledgeBase
 from rag.prepare import Params, Prepared, prepare_all
 from rag.report import FAILED, OK
 from rag.retrieval import Retriever
 from rag.walk import hash_file
 
-from conftest import CONTRACTS, ROOT
+from helpers import CONTRACTS, ROOT
 from hostile import escape_in_error_pdf, slow_pdf
 
 NON_UTF8 = os.fsdecode(b"caf\xe9 contract.pdf")  # a Latin-1 name, as copied from an old Windows share
@@ -63,9 +63,9 @@ def test_a_file_name_that_is_not_utf8_is_indexed_like_any_other(tmp_path, settin
     assert f"{folder}/{shown}" in paths and all(p.encode("utf-8") for p in paths)
 
     remove_file(str(folder / NON_UTF8), settings)
-    manifest = Manifest(settings.index_dir, settings.collection)
-    assert str(folder / NON_UTF8) not in manifest.files() and len(manifest.files()) == 4
-    manifest.close()
+    kb = KnowledgeBase.open(settings, embedder)
+    assert str(folder / NON_UTF8) not in kb.manifest.files() and len(kb.manifest.files()) == 4
+    kb.close()
 
 
 def test_symlink_loops_are_reported_and_the_rest_is_indexed(settings, folder, embedder):

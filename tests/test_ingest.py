@@ -12,30 +12,13 @@ from filelock import FileLock
 from rag.errors import ConfigError, IndexLockedError
 from rag.indexer import ingest
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED
-from rag.manifest import Manifest
-from rag.store import ChunkStore
+from rag.knowledge_base import KnowledgeBase
 
-from conftest import CONTRACTS, ROOT
+from helpers import CONTRACTS, ROOT, stored
 
 
 def statuses(report):
     return {os.path.basename(f.path): f.status for f in report.files}
-
-
-def stored(settings, embedder):
-    """Everything the index holds, for comparing two indexes."""
-    got = ChunkStore(settings, embedder.model_id).collection.get(include=["metadatas", "documents"])
-    chunks = sorted(zip(got["ids"], got["documents"], [json.dumps(m, sort_keys=True) for m in got["metadatas"]]))
-    m = Manifest(settings.index_dir, settings.collection)
-    docs = sorted((d.doc_id, d.state, d.path, d.pages, d.chunks, d.tokens) for d in m.documents().values())
-    files = sorted((f.path, f.doc_id, f.status, f.pages, f.chunks) for f in m.files().values())
-    keyword = sorted(m.db.execute("SELECT chunk_id, doc_id, chunk, page_start, page_end, text, tokens FROM chunks "
-                                  "WHERE collection = ?", (settings.collection,)).fetchall())
-    m.close()
-    assert [(k[0], k[5]) for k in keyword] == [(cid, text) for cid, text, _ in chunks]  # the same chunks
-    assert [(k[2], k[3], k[4], k[6]) for k in keyword] == [(meta["chunk"], meta["page_start"], meta["page_end"],
-                                                            meta["tokens"]) for meta in (json.loads(c[2]) for c in chunks)]
-    return chunks, docs, files, keyword
 
 
 def test_sample_corpus_end_to_end(tmp_path, embedder):
@@ -48,7 +31,8 @@ def test_sample_corpus_end_to_end(tmp_path, embedder):
     assert t["chunks"] == t["embedded"] == t["chunks_in_index"] > 200
     assert t["pages"] == 63
 
-    store = ChunkStore(settings, embedder.model_id)
+    kb = KnowledgeBase.open(settings, embedder)
+    store = kb.store
     clause = "the agreement is governed by the laws of the State of California except conflicts of law"
     hits = store.collection.query(query_embeddings=embedder.embed([clause]), n_results=1,
                                   where={"file": "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"})
@@ -58,12 +42,12 @@ def test_sample_corpus_end_to_end(tmp_path, embedder):
     assert 1 <= meta["page_start"] <= meta["page_end"] <= 8 and meta["tokens"] > 0
 
     # the keyword index holds the same chunks and ranks the clause first for a lawyer's words
-    manifest = Manifest(settings.index_dir, settings.collection)
+    manifest = kb.manifest
     netgear = [d.doc_id for d in manifest.documents().values() if "NETGEAR" in d.path]
     best, _ = manifest.lexical.search("Which state's law governs the agreement?", 5, netgear)[0]
     assert "governed by the laws of the State of California" in " ".join(store.collection.get(ids=[best])[
         "documents"][0].split())
-    manifest.close()
+    kb.close()
 
     again = ingest(CONTRACTS, settings, embedder=embedder)
     assert set(statuses(again).values()) == {UNCHANGED}
@@ -87,10 +71,11 @@ def test_change_delete_move_and_copy(tmp_path, settings, folder, embedder):
     first = ingest(folder, settings, embedder=embedder)
     chunks_before = first.chunks_in_index
     a, b, c = sorted(folder.iterdir())
-    store = ChunkStore(settings, embedder.model_id)
+    kb = KnowledgeBase.open(settings, embedder)
 
     def chunks_of(name):
-        return store.collection.get(where={"file": name}, include=[])["ids"]
+        kb.refresh()  # each ingest is another writer: see what it wrote
+        return kb.store.collection.get(where={"file": name}, include=[])["ids"]
 
     # change: a's bytes become another contract's; its old chunks go once the new ones are in
     old_ids = set(chunks_of(a.name))
@@ -108,7 +93,7 @@ def test_change_delete_move_and_copy(tmp_path, settings, folder, embedder):
     assert got[str(moved)] == (UNCHANGED, f"moved from {c}")
     assert report.embedded == len(chunks_of(a.name)) and not (old_ids & set(chunks_of(a.name)))
     assert report.removed_documents == 2  # a's old version and b
-    paths = {m["path"] for m in store.collection.get(where={"file": c.name}, include=["metadatas"])["metadatas"]}
+    paths = {m["path"] for m in kb.store.collection.get(where={"file": c.name}, include=["metadatas"])["metadatas"]}
     assert paths == {str(moved)}  # relabelled, not re-embedded
 
     # copy: same bytes twice are indexed once
@@ -116,8 +101,9 @@ def test_change_delete_move_and_copy(tmp_path, settings, folder, embedder):
     report = ingest(folder, settings, embedder=embedder)
     assert report.embedded == 0
     assert next(f for f in report.files if f.path.endswith("copy.pdf")).reason.startswith("same content as")
-    assert store.count() == sum(len(chunks_of(n)) for n in {a.name, c.name})
+    assert kb.store.count() == sum(len(chunks_of(n)) for n in {a.name, c.name})
     assert chunks_before > 0
+    kb.close()
     stored(settings, embedder)  # the keyword index followed every change
 
 
@@ -151,7 +137,9 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, settings, folder
     assert sum(f["status"] == OK for f in report["files"]) == 4  # the three contracts and notes.md
     assert all(f["reason"] for f in report["files"] if f["status"] != OK)
     # failures are remembered with their reasons, for whoever lists the library
-    rows = Manifest(settings.index_dir, settings.collection).files()
+    kb = KnowledgeBase.open(settings)
+    rows = kb.manifest.files()
+    kb.close()
     assert rows[str(folder / "empty.pdf")].status == FAILED
 
 
@@ -219,9 +207,9 @@ def test_keyword_index_backfills_from_the_store(settings, folder, embedder):
     """An index built before the keyword index existed gets it on the next ingest, without embedding."""
     ingest(folder, settings, embedder=embedder)
     want = stored(settings, embedder)
-    m = Manifest(settings.index_dir, settings.collection)
-    m.db.execute("DELETE FROM chunks")
-    m.close()
+    kb = KnowledgeBase.open(settings, embedder)
+    kb.manifest.db.execute("DELETE FROM chunks")
+    kb.close()
     report = ingest(folder, settings, embedder=embedder)
     assert report.embedded == 0
     assert stored(settings, embedder) == want

@@ -16,9 +16,7 @@ from rag.config import Settings
 from rag.indexer import ingest
 from rag.report import FAILED, NO_TEXT, OK, SKIPPED
 
-from conftest import CONTRACTS, ROBUSTNESS, ROOT, free_port, needs_shared
-from helpers import wait_for
-from test_ingest import stored
+from helpers import CONTRACTS, ROBUSTNESS, ROOT, free_port, needs_shared, stored, wait_for
 
 pytestmark = pytest.mark.slow
 

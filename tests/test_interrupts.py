@@ -17,10 +17,8 @@ import pytest
 from rag.config import Settings
 from rag.indexer import ingest
 
-from conftest import CONTRACTS, ROOT
-from helpers import catches, loaded, parse_workers, processes_in_session, rag, wait_for
+from helpers import CONTRACTS, ROOT, catches, loaded, parse_workers, processes_in_session, rag, stored, wait_for
 from hostile import slow_pdf
-from test_ingest import stored
 
 pytestmark = pytest.mark.slow
 QUESTIONS = ROOT / "data" / "questions.jsonl"

@@ -56,9 +56,9 @@ def test_common_words_are_pruned_with_counts_that_follow_the_index(tmp_path, mon
     writer = LexicalIndex(sqlite3.connect(tmp_path / "m.sqlite", isolation_level=None), "kbase")
     reader.put("d1", rows("d1", "payment terms", "invoice dates", "widget specs", "other"))
     words = ["widgets", "payment", "invoice"]
-    assert reader._selective(words) == words  # one chunk in four has each
+    assert reader.selective(words) == words  # one chunk in four has each
     reader.put("d2", rows("d2", *["widget supply"] * 6))  # this connection's write
-    assert reader._selective(words) == ["payment", "invoice"]  # 7 of 10 chunks: too common to rank by
+    assert reader.selective(words) == ["payment", "invoice"]  # 7 of 10 chunks: too common to rank by
     writer.drop("d2")  # another connection's write
-    assert reader._selective(words) == words
+    assert reader.selective(words) == words
     assert reader.search("widgets payment invoice", 3)[0][0] in {"d1-0", "d1-1", "d1-2"}

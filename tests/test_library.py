@@ -7,12 +7,12 @@ import pytest
 
 from rag.errors import FileError, UnknownDocumentError
 from rag.indexer import ingest, remove_file
-from rag.library import MAX_UPLOAD_MB, check_content, safe_name, save_upload, uploads_dir
-from rag.manifest import Manifest
+from rag.knowledge_base import KnowledgeBase, uploads_dir
+from rag.library import MAX_UPLOAD_MB, check_content, safe_name, save_upload
 from rag.passages import answer_words, highlight_html, render_page
 from rag.retrieval import Retriever
 
-from conftest import CONTRACTS
+from helpers import CONTRACTS
 
 
 @pytest.mark.parametrize("sent, kept", [
@@ -60,7 +60,8 @@ def test_uploads_are_saved_apart_ingested_and_removed(settings, embedder, tmp_pa
     shutil.copy(first, folder / "copy.md")  # the same content in a folder of the user's
     for target in (first, second, folder):
         ingest(target, settings, embedder=embedder)
-    manifest = Manifest(settings.index_dir, settings.collection)
+    kb = KnowledgeBase.open(settings, embedder)
+    manifest = kb.manifest
     assert {p.rsplit("/", 1)[-1] for p in manifest.files()} == {"notes.md", "notes (2).md", "copy.md"}
 
     remove_file(str(first), settings)  # its content lives on in copy.md
@@ -73,7 +74,7 @@ def test_uploads_are_saved_apart_ingested_and_removed(settings, embedder, tmp_pa
     with pytest.raises(UnknownDocumentError, match="nothing to remove"):
         remove_file(str(folder / "copy.md"), settings)
     retriever.close()
-    manifest.close()
+    kb.close()
 
 
 def test_passages_are_escaped_and_marked():

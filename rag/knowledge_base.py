@@ -1,0 +1,186 @@
+"""The knowledge base on disk, owned by one object: where it lives, how its ids are made, who may write,
+its stores, whether they agree, and when a reader must refresh.
+
+An index folder (settings.index_dir) holds, per collection:
+
+    manifest.sqlite             documents, files and the keyword index (SQLite; shared by collections)
+    chroma/                     the vectors (or a `chroma run` server at settings.chroma_url)
+    ingest-COLLECTION.lock      held by the one process writing to the collection
+    uploads/COLLECTION/         files added through the app
+
+Ids come from content: a document is its file's sha256 (first 32 hex digits) and a signature of what
+else decides its chunks and vectors (chunker version and settings, embedding model); a chunk is its
+document's id and its index. They are made here and nowhere else.
+
+The three stores must agree: the keyword index holds exactly the chunks of complete documents; Chroma
+holds those, plus what an ingest is writing or removing. `health()` checks that with three counts; a
+reader refuses to answer from a knowledge base that disagrees (and says the one command that repairs
+it), and `rag ingest` repairs it (re-embeds what Chroma lost, drops what only Chroma holds). Every
+write transaction makes a new generation; a reader in another process notices (SQLite's data_version)
+and reopens what it holds in memory, so it sees the vectors a later ingest added.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.chunking import CHUNKER_VERSION
+from rag.config import Settings
+from rag.errors import IndexDamagedError, IndexInconsistentError, IndexLockedError
+from rag.manifest import Document, FileRow, Manifest
+from rag.store import ChunkStore, open_client, refresh_local_client
+
+
+# --- layout -----------------------------------------------------------------------------------------
+
+def manifest_path(settings: Settings) -> Path:
+    return settings.index_dir / "manifest.sqlite"
+
+
+def uploads_dir(settings: Settings) -> Path:
+    return settings.index_dir / "uploads" / settings.collection
+
+
+def lock_path(settings: Settings) -> Path:
+    return settings.index_dir / f"ingest-{settings.collection}.lock"
+
+
+# --- ids --------------------------------------------------------------------------------------------
+
+def signature(settings: Settings, model_id: str) -> str:
+    """What, besides the bytes, decides a document's chunks and vectors."""
+    spec = f"chunker={CHUNKER_VERSION};tokens={settings.chunk_tokens};overlap={settings.chunk_overlap};model={model_id}"
+    return hashlib.sha256(spec.encode()).hexdigest()[:8]
+
+
+def doc_id(sha256: str, sig: str) -> str:
+    return f"{sha256[:32]}-{sig}"
+
+
+def chunk_id(document: str, index: int) -> str:
+    return f"{document}-{index:05d}"
+
+
+def doc_of(chunk: str) -> str:
+    return chunk.rsplit("-", 1)[0]
+
+
+# --- the object -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Health:
+    complete_chunks: int  # chunks of complete documents, by the manifest
+    all_chunks: int  # with those of documents being written or removed
+    keyword_rows: int  # in the keyword index
+    vectors: int  # in Chroma
+
+    @property
+    def vectors_lost(self) -> bool:
+        return self.vectors < self.complete_chunks
+
+    @property
+    def ok(self) -> bool:
+        return self.keyword_rows == self.complete_chunks and self.complete_chunks <= self.vectors <= self.all_chunks
+
+    def problem(self) -> str:
+        if self.keyword_rows != self.complete_chunks:
+            return (f"its keyword index holds {self.keyword_rows} chunks where the manifest lists "
+                    f"{self.complete_chunks}")
+        if self.vectors_lost:
+            return f"Chroma holds {self.vectors} vectors where the manifest lists {self.complete_chunks} chunks"
+        return f"Chroma holds {self.vectors - self.all_chunks} vectors of documents the manifest does not list"
+
+
+class KnowledgeBase:
+    """One collection of one index folder: manifest (with the keyword index) and Chroma, opened together."""
+
+    def __init__(self, settings: Settings, model_id: str, client=None):
+        self.settings = settings
+        self.model_id = model_id
+        self.manifest = Manifest(manifest_path(settings), settings.collection)
+        try:
+            self.store = ChunkStore(settings, model_id, client or open_client(settings))
+        except BaseException:
+            self.manifest.close()
+            raise
+        self.generation = self.manifest.generation()
+        self.manifest.changed_elsewhere()  # from now on, a write by another process is noticed
+        self.lock = threading.Lock()  # one reader at a time on the manifest's connection (the app's sessions)
+
+    @classmethod
+    def open(cls, settings: Settings, embedder=None) -> KnowledgeBase:
+        """The knowledge base of these settings (the embedder names the model its vectors must come from)."""
+        from rag.embeddings import Embedder
+
+        return cls(settings, (embedder or Embedder(settings)).model_id)
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    def library(self) -> list[tuple[FileRow, Document | None]]:
+        """Every file the knowledge base knows (indexed or not, with its reason), and its document, by name."""
+        with self.lock:
+            documents = self.manifest.documents()
+            rows = sorted(self.manifest.files().values(), key=lambda f: Path(f.path).name.lower())
+        return [(f, documents.get(f.doc_id) if f.doc_id else None) for f in rows]
+
+    @property
+    def uploads(self) -> Path:
+        return uploads_dir(self.settings)
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Held while writing: a second writer stops at once with a message (the OS frees it if we die)."""
+        from filelock import FileLock, Timeout
+
+        self.settings.index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(lock_path(self.settings))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise IndexLockedError(
+                f"another `rag ingest` is writing to collection {self.settings.collection!r} in "
+                f"{self.settings.index_dir}: wait for it to finish, then run this again (unchanged files cost "
+                "nothing)") from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
+    def health(self) -> Health:
+        complete, everything = self.manifest.chunk_counts()
+        return Health(complete, everything, self.manifest.lexical.count(), self.store.count())
+
+    def check(self) -> None:
+        """Raise IndexInconsistentError, saying what is wrong and how to repair it, unless the stores agree."""
+        health = self.health()
+        if not health.ok:
+            raise IndexInconsistentError(
+                f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is inconsistent: "
+                f"{health.problem()}. Repair it with `rag ingest FOLDER` on the folder you ingested (it re-embeds "
+                "what Chroma lost); if that cannot fix it, move the index folder away and ingest again")
+
+    def refresh(self) -> bool:
+        """Notice a newer generation written by another process, and reopen Chroma to see its vectors.
+        Cheap when nothing changed (one PRAGMA); True when it refreshed."""
+        if not self.manifest.changed_elsewhere():
+            return False
+        generation = self.manifest.generation()
+        if generation == self.generation:
+            return False
+        self.generation = generation
+        if not self.settings.chroma_url:  # a server has one copy for every client: nothing to reopen
+            self.store = ChunkStore(self.settings, self.model_id, refresh_local_client(self.settings))
+        return True
+
+
+def damaged(settings: Settings, error: Exception) -> IndexDamagedError:
+    """What a damaged manifest (an SQLite error) means for the user, and how to get out of it."""
+    path = manifest_path(settings)
+    return IndexDamagedError(
+        f"the knowledge base's manifest at {path} cannot be read ({error}): move it away (`mv {path} "
+        f"{path}.damaged`) and run `rag ingest FOLDER` again; vectors already in Chroma are reused, not re-embedded")
