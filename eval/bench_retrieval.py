@@ -106,7 +106,7 @@ def main() -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
 
         retriever = Retriever(settings, embedder)
-        collection = retriever.store.collection  # the same Chroma collection object
+        collection = retriever.kb.store.collection  # the same Chroma collection object
         stock_index = VectorStoreIndex.from_vector_store(
             ChromaVectorStore(chroma_collection=collection),
             embed_model=HuggingFaceEmbedding(model_name=str(bundled_model_path()), device="cpu"))
