@@ -27,6 +27,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--orderings", default="golden", help=f"comma-separated, of {', '.join(ORDERINGS)}")
     p.add_argument("--budgets", help="comma-separated source budgets, e.g. 4k,16k,64k (default: the budget setting)")
     p.add_argument("--retrieval-only", action="store_true", help="no language model: evidence and retrieval metrics")
+    p.add_argument("--answer", dest="answer", choices=["quote", "generate"],
+                   help="quote: the best sentences, verbatim, no language model (--budgets are then quote budgets, "
+                        "default the quote_budget setting); generate: the model answers. Default: quote with the "
+                        "embedded model, generate with a server's")
     p.add_argument("--limit", type=int, default=0, help="the first N questions (after --sample)")
     p.add_argument("--sample", type=int, default=0, help="a seeded random sample of N questions")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
@@ -53,17 +57,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from eval import harness, report
     from eval.bench_ingest import machine
     from rag.engine import Engine
-    from rag.backends import open_llm
     from rag.backends.openai import RetrievalOnly
 
     err = Console(stderr=True)
     orderings = tuple(o.strip() for o in args.orderings.split(",") if o.strip())
     if bad := [o for o in orderings if o not in ORDERINGS]:
         raise ConfigError(f"unknown ordering {bad[0]!r}: use {', '.join(ORDERINGS)}")
-    try:
-        budgets = tuple(parse_tokens(b) for b in args.budgets.split(",")) if args.budgets else (settings.budget,)
-    except ValueError as e:
-        raise ConfigError(f"--budgets {args.budgets!r}: write token counts like 4k,16k,64k ({e})") from e
     if not args.questions.is_file():
         raise ConfigError(f"no question file at {args.questions}")
     questions = harness.load_questions(args.questions, args.limit, args.sample, args.seed, args.answerable_only)
@@ -75,8 +74,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if ingested.has_failures:
             err.print(f"[yellow]{sum(1 for f in ingested.files if f.status in ('failed', 'no_text'))} files "
                       "could not be indexed: see `rag ingest` for why[/]")
-    llm = RetrievalOnly() if args.retrieval_only else open_llm(settings)
-    engine = Engine(settings, llm=llm)
+    engine = Engine(settings, llm=RetrievalOnly() if args.retrieval_only else None)
+    quoting = not args.retrieval_only and engine.mode == "quote"  # opens the model only to see what it is
+    if quoting and orderings != ("golden",):
+        raise ConfigError("quote answers rank sentences, not sources: --orderings does not apply to --answer quote")
+    try:
+        default = settings.quote_budget if quoting else settings.budget
+        budgets = tuple(parse_tokens(b) for b in args.budgets.split(",")) if args.budgets else (default,)
+    except ValueError as e:
+        raise ConfigError(f"--budgets {args.budgets!r}: write token counts like 4k,16k,64k ({e})") from e
+    answering = "quotes (no language model)" if quoting else engine.llm.describe
     baselines = ()
     if args.baseline:
         from eval.baseline import SIZES, StockPipeline
@@ -90,15 +97,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from eval.judge import Judge
 
         judge = Judge(settings, args.judge_url, args.judge_model)
-    concurrency = args.concurrency if llm.backend.concurrent else 1
-    plan = harness.Plan(orderings, budgets, args.retrieval_only, concurrency, baselines, judge, not args.no_texts)
-    info = harness.RunInfo(str(args.questions), settings.collection, llm.describe, {
+    concurrency = args.concurrency if not quoting and engine.llm.backend.concurrent else 1
+    plan = harness.Plan(orderings, budgets, args.retrieval_only, concurrency, baselines, judge, not args.no_texts,
+                        quoting)
+    info = harness.RunInfo(str(args.questions), settings.collection, answering, {
         "docs": str(args.docs or ""), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "question_count": len(questions), "answerable_count": sum(q.answerable for q in questions),
         "orderings": orderings, "budgets": budgets, "judge": judge.describe if judge else "",
-        "max_answer_tokens": settings.max_answer_tokens})
+        "max_answer_tokens": settings.max_answer_tokens, "answer": "quote" if quoting else "generate",
+        **({"quote_threshold": engine.quoter.threshold} if quoting else {})})
     info.check(args.out)
-    err.print(f"[{llm.describe}] {len(questions)} questions x {len(orderings)} orderings x {len(budgets)} budgets"
+    err.print(f"[{answering}] {len(questions)} questions x {len(orderings)} orderings x {len(budgets)} budgets"
               + (f" + {len(baselines)} baselines" if baselines else ""), markup=False)
     total = len(questions) * len(budgets) * (len(orderings) + len(baselines))
     try:
@@ -115,8 +124,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ours = [s for s in summary["settings"] if s["pipeline"] == "ours"]
     for s in ours:
         mt = s["metrics"]
-        said = [f"{name} {mt[name]['mean']:.3f}" for name in ("evidence_recall", "mrr", "f1", "abstention_accuracy")
-                if name in mt]
+        said = [f"{name} {mt[name]['mean']:.3f}" for name in ("evidence_recall", "mrr", "f1", "quote_top1",
+                                                               "quote_top3", "abstention_accuracy") if name in mt]
         print(f"{s['ordering']:>8} {s['budget']:>7}: " + ", ".join(said))
     if summary["errors"]:
         err.print(f"[yellow]{len({e['id'] for e in summary['errors']})} questions could not be run (counted as misses; "
@@ -126,12 +135,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class _progress:
+    """A bar on a terminal; elsewhere (a log, a pipe) a line every 5% or every minute, whichever comes first."""
+
     def __init__(self, console, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                  console=console, transient=True, disable=not console.is_terminal)
-        self.total = total
+        self.console, self.total, self.done = console, total, 0
+        self.started = time.monotonic()
+        self.said = (self.started, 0)  # when progress was last printed, and at how many rows
+        if not console.is_terminal:
+            self.progress.advance = self._line
+
+    def _line(self, task, advance: float = 1) -> None:
+        self.done += advance
+        now = time.monotonic()
+        if self.done == self.total or now - self.said[0] >= 60 or self.done - self.said[1] >= self.total / 20:
+            left = (now - self.started) / self.done * (self.total - self.done)
+            self.console.print(f"eval: {self.done:.0f}/{self.total} rows ({100 * self.done / self.total:.0f}%), "
+                               f"about {left / 60:.0f} min left", markup=False, highlight=False)
+            self.said = (now, self.done)
 
     def __enter__(self):
         self.progress.__enter__()
@@ -139,4 +163,3 @@ class _progress:
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
-

@@ -56,6 +56,7 @@ class Plan:
     baselines: tuple = ()  # eval.baseline.StockPipeline objects, measured beside ours
     judge: object | None = None  # eval.judge.Judge, or None
     texts: bool = True  # keep the sources' texts in results.jsonl
+    quoting: bool = False  # quote answers (rag.quotes) instead of a model's: no language model, golden order only
 
 
 def load_questions(path: Path, limit: int = 0, sample: int = 0, seed: int = 0,
@@ -143,7 +144,8 @@ def run(questions: Sequence[Question], settings: Settings, plan: Plan, out: Path
                 continue
             try:
                 with index_lock:
-                    first = engine.context(q.question, q.documents or None, budget=budget, ordering=todo[0])
+                    first = engine.context(q.question, q.documents or None, budget=budget, ordering=todo[0],
+                                           quoting=plan.quoting)
                     contexts = [first] + [engine.reordered(first, o) for o in todo[1:]]
                     shared = retrieval_metrics(q, first)
             except RagError as e:
@@ -157,7 +159,8 @@ def run(questions: Sequence[Question], settings: Settings, plan: Plan, out: Path
             for context in contexts:
                 asked = time.time()
                 try:
-                    answer = None if plan.retrieval_only else engine.answer(context)
+                    answer = (None if plan.retrieval_only else engine.quoted(context) if plan.quoting
+                              else engine.answer(context))
                 except LLMTimeoutError as e:
                     row = error_row(q, context.ordering, budget, e)
                     results.add(row)
@@ -212,6 +215,8 @@ def answer_metrics(q: Question, answer: Answer) -> dict:
         if q.answers:
             out.update(exact_match=m.exact_match(answer.text, q.answers), f1=m.token_f1(answer.text, q.answers),
                        contains=m.contains(answer.text, q.answers))
+        if answer.citations and answer.mode == "generate":
+            out["citation_verified"] = sum(c.verified is True for c in answer.citations) / len(answer.citations)
         if answer.citations and q.evidence:
             out["citation_precision"] = sum(m.holds_evidence(q.evidence, c.passage) for c in answer.citations) / len(
                 answer.citations)
@@ -220,6 +225,22 @@ def answer_metrics(q: Question, answer: Answer) -> dict:
         out["abstention_accuracy"] = float(answer.abstained)
         out["answered_anyway"] = 1.0 - float(answer.abstained)
     return out
+
+
+def quote_metrics(q: Question, answer: Answer, pages) -> dict:
+    """How the answer's quotes match the gold clauses (answerable questions), and whether each quote is, word
+    for word, at its page and offsets in the stored text (`pages(doc_id, first, last)`)."""
+    out: dict = {}
+    if answer.quotes:
+        out["quote_verified"] = sum(verified(quote, pages) for quote in answer.quotes) / len(answer.quotes)
+    if q.answerable and q.evidence:
+        matched = [m.quote_matches(quote.text, q.evidence) for quote in answer.quotes[:3]]
+        out.update(quote_top1=float(bool(matched) and matched[0]), quote_top3=float(any(matched)))
+    return out
+
+
+def verified(quote, pages) -> bool:
+    return pages(quote.doc_id, quote.page, quote.page).get(quote.page, "")[quote.start:quote.end] == quote.text
 
 
 def our_row(q: Question, budget: int, context: Context, answer: Answer | None, shared: dict, engine: Engine,
@@ -233,14 +254,21 @@ def our_row(q: Question, budget: int, context: Context, answer: Answer | None, s
         metrics.update(answer_metrics(q, answer))
         seconds = answer.seconds
         generating = seconds["total"] - seconds["first_token"]
-        answer_tokens = engine.llm.count(answer.text) if answer.text else 0
+        answer_tokens = engine.llm.count(answer.text) if answer.text and answer.mode == "generate" else 0
         if generating > 0 and answer_tokens:
             metrics["tokens_per_second"] = answer_tokens / generating
         if judge is not None and q.answerable and q.answers:
             metrics["judge"] = judge.score(q, answer.text)
+        if answer.mode == "quote" or answer.quotes:
+            metrics.update(quote_metrics(q, answer, engine.retriever.kb.page_texts))
+            row.update(quotes=[{"text": x.text, "file": x.file, "page": x.page, "start": x.start, "end": x.end,
+                                "score": x.score} for x in answer.quotes],
+                       abstained=answer.abstained,
+                       ranked=[{"score": x.score, "match": m.quote_matches(x.text, q.evidence) if q.evidence else None}
+                               for x in answer.ranked])  # whatever their score: the threshold's trade-off
         row.update(answer=answer.text, backend=answer.backend, citations=[
             {"number": c.number, "file": c.file, "page_start": c.page_start, "page_end": c.page_end,
-             "inferred": c.inferred, "holds_evidence": m.holds_evidence(q.evidence, c.passage) if q.evidence else None}
+             "inferred": c.inferred, "verified": c.verified, "holds_evidence": m.holds_evidence(q.evidence, c.passage) if q.evidence else None}
             for c in answer.citations])
     row.update(effective_budget=context.budget, metrics=metrics, seconds=seconds, context=[
         {"number": s.number, "rank": s.rank, "source": s.file, "page": s.page_start, "page_end": s.page_end,

@@ -39,11 +39,18 @@ METRIC_DEFINITIONS = {
     "false_abstention": "Share of answerable questions where the model said the documents do not say.",
     "citation_precision": "Share of the sources an answer cites (explicit [n], or the one matched by words when "
                           "the model cited nothing) that hold gold evidence; answerable questions with a citation.",
+    "citation_verified": "Share of a generated answer's citations whose quoted words were found in the cited source "
+                         "(a citation that quotes nothing counts as not verified); answers with a citation.",
     "prompt_tokens": "Tokens of the whole prompt (chat template included) in the answering model's tokenizer.",
     "seconds_retrieve / pack / first_token / total": "Wall time of retrieval; of packing and counting; from the "
                                                      "question to the first answer token; to the last.",
     "tokens_per_second": "Answer tokens / (total - first token) seconds.",
     "judge": "Optional LLM-as-judge: 1 when the judge model says the answer agrees with the gold answer.",
+    "quote_top1": "Answerable questions whose first quote matches a gold clause: at least half of the word pairs "
+                  "(consecutive words, lowercase letters and digits) of the shorter of the two occur in the other, "
+                  "the quote scored on its first 600 characters. An abstention is a miss.",
+    "quote_top3": "As quote_top1, for any of the first three quotes.",
+    "quote_verified": "Share of shown quotes found verbatim, at their page and offsets, in the stored page text.",
     "error": "Share of questions that could not be run (e.g. scoped to a document that failed to ingest); such a "
              "question counts as a miss (0) in every retrieval metric above.",
 }
@@ -122,3 +129,44 @@ def token_f1(prediction: str, answers: Sequence[str]) -> float:
 def contains(prediction: str, answers: Sequence[str]) -> float:
     said = f" {normalize_answer(prediction)} "
     return float(any((gold := normalize_answer(a)) and f" {gold} " in said for a in answers))
+
+
+QUOTE_CHARS = 600  # a quote is scored on its first 600 characters: a page-long "quote" earns nothing
+
+
+def _words(text: str) -> list[str]:
+    return _NOT_ALNUM.split(text.lower().strip())
+
+
+def quote_matches(quote: str, evidence: Sequence[str]) -> bool:
+    """Whether the quote matches any gold clause: at least half of the word pairs of the shorter of the two
+    occur in the other (a one-word text: its word occurs in the other)."""
+    said = [w for w in _words(quote[:QUOTE_CHARS]) if w]
+    for clause in evidence:
+        gold = [w for w in _words(clause) if w]
+        if not said or not gold:
+            continue
+        shorter, other = sorted((said, gold), key=len)
+        if len(shorter) == 1:
+            if shorter[0] in other:
+                return True
+            continue
+        pairs, found = list(zip(shorter, shorter[1:])), set(zip(other, other[1:]))
+        if 2 * sum(p in found for p in pairs) >= len(pairs):
+            return True
+    return False
+
+
+def quote_tradeoff(points: Sequence[tuple[float, bool | None]], threshold: float) -> dict:
+    """What a quote threshold gives, from each question's (best sentence's score, whether it matches a gold
+    clause; None for an unanswerable question): answerable top-1 (an abstention is a miss), unanswerable
+    abstention accuracy, and precision (answered questions whose quote matches; an unanswerable one
+    answered is wrong). Recall = answerable top-1, as CUAD reports its precision-recall curves."""
+    answerable = [(s, hit) for s, hit in points if hit is not None]
+    unanswerable = [s for s, hit in points if hit is None]
+    top1 = sum(bool(hit) and s >= threshold for s, hit in answerable) / max(1, len(answerable))
+    abstains = sum(s < threshold for s in unanswerable) / max(1, len(unanswerable))
+    answered = [hit for s, hit in points if s >= threshold]
+    return {"threshold": round(float(threshold), 3), "top1": top1, "abstention": abstains,
+            "balanced": (top1 + abstains) / 2, "precision": sum(bool(h) for h in answered) / max(1, len(answered)),
+            "recall": top1}

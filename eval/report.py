@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from eval.metrics import METRIC_DEFINITIONS
+from eval.metrics import METRIC_DEFINITIONS, quote_tradeoff
 
 BOOTSTRAP = 1000  # resamples for the 95% intervals
 RETRIEVAL = ("evidence_recall", "evidence_found", "mrr", "recall_at_10", "first_evidence_source",
@@ -75,7 +75,22 @@ def summarize(rows: list[dict], run: dict) -> dict:
     errors = [{"id": r["id"], "pipeline": r["pipeline"], "ordering": r["ordering"], "budget": r["budget"],
                "error": r["error"]} for r in rows if "error" in r]
     return {"run": run, "settings": settings, "by_category": categories, "errors": errors,
-            "definitions": METRIC_DEFINITIONS}
+            "quote_curve": quote_curve(rows, run.get("quote_threshold")), "definitions": METRIC_DEFINITIONS}
+
+
+def quote_curve(rows: list[dict], chosen: float | None = None, steps: int = 41) -> list[dict]:
+    """Precision, recall and abstention of quote answers at thresholds spread over the best scores seen (and
+    at the `chosen` one)."""
+    points = [(r["ranked"][0]["score"] if r["ranked"] else -1.0,
+               None if not r["answerable"] else bool(r["ranked"] and r["ranked"][0]["match"]))
+              for r in rows if r["pipeline"] == "ours" and "ranked" in r]
+    if not points:
+        return []
+    import numpy as np
+
+    thresholds = sorted({*np.quantile([s for s, _ in points], np.linspace(0, 1, steps)).tolist(),
+                         *([chosen] if chosen is not None else [])})
+    return [quote_tradeoff(points, t) for t in thresholds]
 
 
 def write(out: Path, rows: list[dict], run: dict) -> dict:
@@ -136,16 +151,37 @@ def render(summary: dict, plots: list[str]) -> str:
     if answered:
         lines += ["", "## Answers", "",
                   "| ordering | budget | exact match | F1 | contains | abstention accuracy | answered anyway | "
-                  "false abstention | citation precision | judge | first token p50 s | total p50 s | tokens/s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---:|---:|---:|"]
+                  "false abstention | citation precision | citations verified | judge | first token p50 s | total p50 s | "
+                  "tokens/s |", "|---|---|---|---|---|---|---|---|---|---|---|---:|---:|---:|"]
         for s in answered:
             mt = s["metrics"]
             p50 = lambda name: f"{mt[name]['p50']:.2f}" if name in mt else "–"  # noqa: E731
             lines.append(f"| {s['ordering']} | {_budget(s['budget'])} | {_cell(mt.get('exact_match'))} | "
                          f"{_cell(mt.get('f1'))} | {_cell(mt.get('contains'))} | {_cell(mt.get('abstention_accuracy'))} | "
                          f"{_cell(mt.get('answered_anyway'))} | {_cell(mt.get('false_abstention'))} | "
-                         f"{_cell(mt.get('citation_precision'))} | {_cell(mt.get('judge'))} | "
+                         f"{_cell(mt.get('citation_precision'))} | {_cell(mt.get('citation_verified'))} | "
+                         f"{_cell(mt.get('judge'))} | "
                          f"{p50('seconds_first_token')} | {p50('seconds_total')} | {_cell(mt.get('tokens_per_second'), 1)} |")
+    quoted = [s for s in settings if "quote_top1" in s["metrics"] or "quote_verified" in s["metrics"]]
+    if quoted:
+        lines += ["", "## Quote answers", "",
+                  f"Threshold {run.get('quote_threshold', '–')} (rag/quotes.py); an abstention is a miss in top-1 and "
+                  "top-3.", "",
+                  "| budget | top-1 match | top-3 match | abstention accuracy | false abstention | quotes verified | "
+                  "quote p50 ms |", "|---|---|---|---|---|---|---:|"]
+        for s in quoted:
+            mt = s["metrics"]
+            ms = f"{1000 * mt['seconds_quote']['p50']:.0f}" if "seconds_quote" in mt else "–"
+            lines.append(f"| {_budget(s['budget'])} | {_cell(mt.get('quote_top1'))} | {_cell(mt.get('quote_top3'))} | "
+                         f"{_cell(mt.get('abstention_accuracy'))} | {_cell(mt.get('false_abstention'))} | "
+                         f"{_cell(mt.get('quote_verified'))} | {ms} |")
+        curve = summary.get("quote_curve") or []
+        if curve:
+            lines += ["", "The trade-off over the threshold (precision: answered questions whose top quote matches, an "
+                      "unanswerable question answered counting as wrong; recall: answerable top-1):", "",
+                      "| threshold | precision | recall (top-1) | abstention accuracy |", "|---:|---:|---:|---:|"]
+            lines += [f"| {c['threshold']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['abstention']:.3f} |"
+                      for c in curve[::max(1, len(curve) // 10)]]
     lines += ["", "## Speed", "", "| pipeline | ordering | budget | retrieve p50 ms | pack p50 ms | total p50 s |",
               "|---|---|---|---:|---:|---:|"]
     for s in settings:
@@ -171,10 +207,11 @@ def render(summary: dict, plots: list[str]) -> str:
     if first:
         label = f"ours/{first['ordering']}/{first['budget']}"
         lines += ["", f"## By category ({label})", "", "| category | questions | evidence recall | MRR | F1 | "
-                  "abstention accuracy |", "|---|---:|---:|---:|---:|---:|"]
+                  "quote top-1 | quote top-3 | abstention accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for category, mt in summary["by_category"][label].items():
             lines.append(f"| {category} | {mt['n']} | {_cell(mt.get('evidence_recall'))} | {_cell(mt.get('mrr'))} | "
-                         f"{_cell(mt.get('f1'))} | {_cell(mt.get('abstention_accuracy'))} |")
+                         f"{_cell(mt.get('f1'))} | {_cell(mt.get('quote_top1'))} | {_cell(mt.get('quote_top3'))} | "
+                         f"{_cell(mt.get('abstention_accuracy'))} |")
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "## Metric definitions", ""] + [f"- **{k}**: {v}" for k, v in summary["definitions"].items()]
@@ -216,6 +253,22 @@ def plot(out: Path, summary: dict, rows: list[dict]) -> list[str]:
         plt.close(fig)
         made.append(filename)
     made += _latency_plot(out, plt, rows)
+    curve = summary.get("quote_curve")
+    if curve:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        ax.plot([c["recall"] for c in curve], [c["precision"] for c in curve], marker=".")
+        chosen = summary["run"].get("quote_threshold")
+        if chosen is not None:
+            at = min(curve, key=lambda c: abs(c["threshold"] - chosen))
+            ax.scatter([at["recall"]], [at["precision"]], color="red", zorder=3, label=f"threshold {chosen}")
+            ax.legend()
+        ax.set(title="Quote answers: precision vs recall over the threshold", xlabel="recall (answerable top-1)",
+               ylabel="precision")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "quote_pr.png")
+        plt.close(fig)
+        made.append("quote_pr.png")
     return made
 
 

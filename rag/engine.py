@@ -1,4 +1,9 @@
-"""Question -> Answer: retrieve, pack golden-first within the budget, prompt, stream, cite.
+"""Question -> Answer: retrieve, pack golden-first within the budget, then quote or generate, and cite.
+
+Two ways to answer (settings.answer): `quote` ranks the sentences of the retrieved sources and answers
+with the best ones, verbatim and checked against their pages (rag.quotes: no language model, so it is
+instant, and cannot invent); `generate` prompts the language model and streams what it writes. `auto`
+quotes when the model would be the small embedded one, and generates with a server's model.
 
 Budget for sources = min(settings.budget, model context window) - the prompt without sources (system
 message, question, chat template) - the answer reserve, all counted with the answering model's own
@@ -16,8 +21,10 @@ from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
 from rag.backends import LLM, open_llm
 from rag.packing import Hit, Packed, Source, pack, reorder
-from rag.prompts import NOT_FOUND, messages, neutralizer
+from rag.prompts import NOT_FOUND, messages, neutralize, neutralizer
+from rag.quotes import Quote, Quoter, locate, quoted
 from rag.retrieval import Retriever
+from rag.tokens import llama3_tokens
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _WORD = re.compile(r"[a-z0-9]{3,}")
@@ -34,6 +41,8 @@ class Citation:
     page_end: int
     passage: str
     inferred: bool = False  # True when the model cited nothing and the page was matched from its words
+    quoted: str = ""  # the words the model quoted from this source ("" when it quoted none)
+    verified: bool | None = None  # its quoted words are in the source (None: nothing quoted, nothing to check)
 
 
 @dataclass
@@ -48,10 +57,10 @@ class Answer:
     budget: int
     ordering: str
     seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def abstained(self) -> bool:
-        return NOT_FOUND.lower().rstrip(".") in self.text.lower()
+    quotes: list[Quote] = field(default_factory=list)  # verbatim sentences that carry the answer, best first
+    abstained: bool = False  # it says the documents don't say
+    ranked: list[Quote] = field(default_factory=list)  # quote answers: the best sentences whatever their score
+    mode: str = "generate"  # quote | generate
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +79,7 @@ class Context:
     ordering: str
     history: tuple[tuple[str, str], ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)  # retrieve, pack
+    quoting: bool = False  # packed for a quote answer (no prompt: chat is empty)
 
 
 class Engine:
@@ -80,8 +90,31 @@ class Engine:
                  kb=None):
         self.settings = settings
         self.retriever = retriever or Retriever(settings, kb=kb)
-        self.llm = llm or open_llm(settings)
-        self.clean = neutralizer(self.llm.special_tokens)  # document text never becomes this model's structure
+        self._llm = llm  # opened when first needed: quote answers need none
+        self.quoter = Quoter(self.retriever.embedder.embed, self.retriever.kb.page_texts)
+
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:
+            self._llm = open_llm(self.settings)
+        return self._llm
+
+    @property
+    def clean(self):
+        """Document text never becomes the answering model's structure (its special tokens are broken)."""
+        if getattr(self, "_clean_for", None) is not self.llm:
+            self._clean, self._clean_for = neutralizer(self.llm.special_tokens), self.llm
+        return self._clean
+
+    @property
+    def mode(self) -> str:
+        """How questions are answered: `quote` or `generate` (settings.answer, with `auto` resolved)."""
+        s = self.settings
+        if s.answer != "auto":
+            return s.answer
+        if s.llm_backend == "embedded" or (s.llm_backend == "auto" and not s.llm_url and self._llm is None):
+            return "quote"
+        return "quote" if self.llm.backend.name == "embedded" else "generate"
 
     def close(self) -> None:
         self.retriever.close()
@@ -98,14 +131,19 @@ class Engine:
         return left
 
     def ask(self, question: str, documents: Sequence[str] | None = None, on_token: Callable[[str], None] | None = None,
-            history: Sequence[tuple[str, str]] = (), **options) -> Answer:
-        """`options`: budget, ordering, top_k for this question (see `context`)."""
+            history: Sequence[tuple[str, str]] = (), *, answer: str | None = None, **options) -> Answer:
+        """`answer`: quote or generate (default: `mode`); `options`: budget, ordering, top_k (see `context`)."""
+        if (answer or self.mode) == "quote":
+            return self.quoted(self.context(question, documents, history=history, quoting=True, **options))
         return self.answer(self.context(question, documents, history=history, **options), on_token)
 
     def context(self, question: str, documents: Sequence[str] | None = None, *, budget: int | None = None,
                 ordering: str | None = None, top_k: int | None = None,
-                history: Sequence[tuple[str, str]] = ()) -> Context:
+                history: Sequence[tuple[str, str]] = (), quoting: bool = False) -> Context:
         """Retrieve and pack: the prompt for `question`, within `budget` (default: settings) and the window.
+
+        `quoting`: for a quote answer: sources within `budget` (default: settings.quote_budget), counted with
+        Llama 3's tokenizer, and no prompt (no language model is needed).
 
         `history`: earlier (question, answer) turns of a conversation, oldest first. They go into the
         prompt before the sources, and the last earlier question joins this one as the search query,
@@ -115,12 +153,17 @@ class Engine:
         if not self.retriever.manifest.has_documents():
             raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
                            "add documents with `rag ingest FOLDER` first")
-        budget = self.budget(question, budget, history)
+        budget = (budget or self.settings.quote_budget) if quoting else self.budget(question, budget, history)
         k = top_k or self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
         query = f"{history[-1][0]} {question}" if history else question
         hits = self.retriever.search(query, k, documents).hits
         retrieved = time.perf_counter()
         ordering = ordering or self.settings.ordering
+        if quoting:
+            packed = pack(hits, budget, llama3_tokens, ordering="golden", neighbours=self.retriever.neighbours,
+                          expand=self.settings.expand, llama_counts=True, clean=neutralize)
+            return Context(question, hits, packed, [], 0, budget, "golden", tuple(history),
+                           {"retrieve": retrieved - started, "pack": time.perf_counter() - retrieved}, quoting=True)
         packed = self._pack(hits, budget, ordering)
         chat = self._chat(packed.sources, question, history)
         prompt_tokens = self.llm.count_messages(chat)
@@ -140,6 +183,24 @@ class Engine:
         return replace(context, packed=packed, chat=chat, prompt_tokens=self.llm.count_messages(chat),
                        ordering=ordering, seconds={**context.seconds, "pack": time.perf_counter() - started})
 
+    def quoted(self, context: Context) -> Answer:
+        """A quote answer: the best sentences of the context's sources, verbatim, or that the documents don't
+        appear to say (when no sentence scores well enough)."""
+        started = time.perf_counter()
+        quoted = self.quoter.quote(context.question, context.packed.sources)
+        done = time.perf_counter()
+        packed, before = context.packed, sum(context.seconds.values())
+        by_number = {s.number: s for s in packed.sources}
+        citations = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text)
+                     for n in dict.fromkeys(q.source for q in quoted.quotes) if (s := by_number.get(n))]
+        text = NOT_FOUND if quoted.abstained else quoted.quotes[0].shown()
+        return Answer(
+            question=context.question, text=text, backend="quotes (no language model)", citations=citations,
+            sources=[_source_dict(s) for s in packed.sources], not_fitted=[], prompt_tokens=0, budget=context.budget,
+            ordering=context.ordering, seconds={**context.seconds, "quote": done - started, "first_token": before +
+                                                done - started, "total": before + done - started},
+            quotes=quoted.quotes, abstained=quoted.abstained, ranked=quoted.best, mode="quote")
+
     def answer(self, context: Context, on_token: Callable[[str], None] | None = None) -> Answer:
         """Stream the model's answer to a prepared context and tie its [n] citations to file and page."""
         started = time.perf_counter()
@@ -154,14 +215,16 @@ class Engine:
         done = time.perf_counter()
         text = "".join(parts).strip()
         packed, before = context.packed, sum(context.seconds.values())
+        citations, quotes = check(text, packed.sources, cite(text, packed.sources), self.retriever.kb.page_texts)
         return Answer(
-            question=context.question, text=text, backend=self.llm.describe,
-            citations=cite(text, packed.sources), sources=[_source_dict(s) for s in packed.sources],
+            question=context.question, text=text, backend=self.llm.describe, quotes=quotes,
+            citations=citations, sources=[_source_dict(s) for s in packed.sources],
             not_fitted=[{"rank": h.rank, "file": h.file, "page": h.page_start, "chunk_id": h.chunk_id}
                         for h in packed.dropped],
             prompt_tokens=context.prompt_tokens, budget=context.budget, ordering=context.ordering,
             seconds={**context.seconds, "first_token": before + (first_token or done) - started,
-                     "total": before + done - started})
+                     "total": before + done - started},
+            abstained=NOT_FOUND.lower().rstrip(".") in text.lower())
 
     def _pack(self, hits, budget: int, ordering: str) -> Packed:
         return pack(hits, budget, self.llm.count, ordering=ordering,
@@ -188,6 +251,23 @@ def cite(text: str, sources: list[Source]) -> list[Citation]:
     if not words & set(_WORD.findall(best.text.lower())):
         return []
     return [Citation(best.number, best.file, best.path, best.page_start, best.page_end, best.text, inferred=True)]
+
+
+def check(text: str, sources: list[Source], citations: list[Citation], pages) -> tuple[list[Citation], list[Quote]]:
+    """Each citation's quoted words looked for in its source's pages: the citations marked verified (or not),
+    and the quotes found, as the pages' own text at their offsets."""
+    said: dict[int, list[str]] = {}
+    for number, words in quoted(text):
+        said.setdefault(number, []).append(words)
+    by_number = {s.number: s for s in sources}
+    checked, quotes = [], []
+    for c in citations:
+        words = said.get(c.number, [])
+        found = [q for w in words if (q := locate(w, by_number[c.number], pages)) is not None]
+        quotes += found
+        checked.append(replace(c, quoted=words[0] if words else "",
+                               verified=len(found) == len(words) if words else None))
+    return checked, quotes
 
 
 def _source_dict(s: Source) -> dict:

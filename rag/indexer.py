@@ -189,6 +189,7 @@ class _Run:
     # 1. what is there, and what changed
     def _plan(self) -> tuple[list[Path], set[str]]:
         files, documents = self.manifest.files(), self.manifest.documents()
+        without_pages = self.manifest.without_pages()  # indexed before page texts were kept: read again, once
         work, seen = [], set()
         for path, problem in walk(self.target, self.settings.index_dir, self.settings.max_file_mb * 2**20,
                                   self.unlisted):
@@ -209,7 +210,7 @@ class _Run:
                 self.timer["hash"] += time.perf_counter() - t
             doc_id = make_doc_id(sha, self.sig)
             doc = documents.get(doc_id)
-            if doc is None or doc.state != "complete":
+            if doc is None or doc.state != "complete" or doc_id in without_pages:
                 work.append(path)
                 continue
             row, reason = files.get(str(path)), ""
@@ -258,6 +259,12 @@ class _Run:
             return
         path, doc_id = str(item.path), make_doc_id(item.sha256, self.sig)
         known = self.manifest.document(doc_id)
+        if known is not None and known.state == "complete" and doc_id in self.manifest.without_pages():
+            with self.manifest.transaction() as m:  # all it lacked: its chunks and vectors are there
+                m.put_pages(doc_id, item.texts)
+                m.put_file(FileRow(path, doc_id, item.size, OK, item.note, known.pages, known.chunks, now()))
+            self._add(FileReport(path, OK, "page texts kept for quotes", known.pages, known.chunks))
+            return
         if known is not None and known.state == "complete":  # a duplicate earlier in this run
             reason = f"same content as {shown(known.path)}: indexed once"
             self.manifest.put_file(FileRow(path, doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
@@ -280,6 +287,7 @@ class _Run:
         with self.manifest.transaction() as m:
             m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text)
                                    for cid, c, n in zip(ids, item.chunks, item.tokens)))
+            m.put_pages(doc_id, item.texts)
             if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
                 m.set_state(old.doc_id, "removing")  # the version it replaces: never searchable beside it
                 m.lexical.drop(old.doc_id)

@@ -128,6 +128,11 @@ class KnowledgeBase:
             rows = sorted(self.manifest.files().values(), key=lambda f: Path(f.path).name.lower())
         return [(f, documents.get(f.doc_id) if f.doc_id else None) for f in rows]
 
+    def page_texts(self, doc_id: str, first: int, last: int) -> dict[int, str]:
+        """The stored text of a document's pages first..last, by number: what quotes are checked against."""
+        with self.lock:
+            return self.manifest.pages(doc_id, first, last)
+
     @property
     def uploads(self) -> Path:
         return uploads_dir(self.settings)

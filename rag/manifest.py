@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS files (
     collection TEXT NOT NULL, path TEXT NOT NULL, doc_id TEXT, size INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL,
     updated_at REAL NOT NULL, PRIMARY KEY (collection, path));
+CREATE TABLE IF NOT EXISTS pages (
+    collection TEXT NOT NULL, doc_id TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id, page));
 """
 
 
@@ -152,6 +155,25 @@ class Manifest:
 
     def drop_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM documents WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+        self.db.execute("DELETE FROM pages WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+
+    # page texts: what quotes are cut from and checked against
+    def put_pages(self, doc_id: str, texts: list[str]) -> None:
+        self.db.execute("DELETE FROM pages WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+        self.db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)",
+                            ((self.collection, doc_id, n, valid_text(t)) for n, t in enumerate(texts, 1)))
+
+    def pages(self, doc_id: str, first: int, last: int) -> dict[int, str]:
+        """The stored text of pages first..last (1-based) of a document, by page number."""
+        return dict(self.db.execute("SELECT page, text FROM pages WHERE collection = ? AND doc_id = ? AND page "
+                                    "BETWEEN ? AND ?", (self.collection, doc_id, first, last)))
+
+    def without_pages(self) -> set[str]:
+        """Complete documents whose page texts are not stored (indexed by a version that did not keep them)."""
+        rows = self.db.execute(
+            "SELECT doc_id FROM documents d WHERE collection = ? AND state = 'complete' AND pages > 0 AND NOT EXISTS "
+            "(SELECT 1 FROM pages p WHERE p.collection = d.collection AND p.doc_id = d.doc_id)", (self.collection,))
+        return {r[0] for r in rows}
 
     # files
     def files(self) -> dict[str, FileRow]:

@@ -79,6 +79,7 @@ class Prepared:
     seconds: dict[str, float] = field(default_factory=dict)
     note: str = ""  # pages without text, for the report
     peak_mb: float = 0.0  # the worker's peak memory so far
+    texts: list[str] = field(default_factory=list)  # each page's text, kept for quotes
 
 
 @dataclass
@@ -253,7 +254,7 @@ def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None]
     empty = [number for number, text in enumerate(pages, 1) if not text.strip()]
     note = f"{_page_ranges(empty)} of {len(pages)}: no extractable text (scanned?)" if empty else ""
     return Prepared(path, sha, size, len(pages), chunks, tokens,
-                    {"load": t1 - t0, "chunk": time.perf_counter() - t1}, note, _peak_mb())
+                    {"load": t1 - t0, "chunk": time.perf_counter() - t1}, note, _peak_mb(), pages)
 
 
 def _count(chunks: list[Chunk], step) -> list[int]:

@@ -4,6 +4,7 @@ behind; run the `rag` command). Fixtures live in conftest.py; everything else is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -109,3 +110,25 @@ def catches(pid: int, signum: int) -> bool:
     except (OSError, StopIteration):
         return False
     return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+
+
+@contextlib.contextmanager
+def scripted(script: str, folder: Path, *args: str,
+             answer: str = "The agreement is governed by the laws of California [1]."):
+    """tests/SCRIPT (scripted_llm.py, scripted_ollama.py) on a free port, answering every chat with `answer`:
+    yields its URL and the log of the requests it answered."""
+    port = free_port()
+    (folder / "answer.txt").write_text(answer)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / script), str(port), str(folder / "answer.txt"),
+                             *args])
+    try:
+        assert wait_for(lambda: _listening(port), timeout=60)
+        yield f"http://127.0.0.1:{port}", folder / "answer.log"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

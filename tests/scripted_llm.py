@@ -1,4 +1,4 @@
-"""An OpenAI-compatible server that answers every chat with the same text:
+"""An OpenAI-compatible server that answers every chat with the text of a file (read for each request):
 `python scripted_llm.py PORT FILE [--silent-window]` (--silent-window: /v1/models does not say max_model_len,
 as a generic OpenAI-compatible server need not).
 
@@ -18,7 +18,6 @@ from pathlib import Path
 
 
 def main(port: int, answer_file: Path, says_window: bool = True) -> None:
-    answer = answer_file.read_text()
     log = answer_file.with_suffix(".log")
 
     class Handler(BaseHTTPRequestHandler):
@@ -42,6 +41,7 @@ def main(port: int, answer_file: Path, says_window: bool = True) -> None:
 
         def do_POST(self):
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            answer = answer_file.read_text()
             with log.open("a") as f:
                 f.write(self.path + "\n")
             made = int(time.time())

@@ -2,7 +2,6 @@
 and sent), a generic OpenAI-compatible server (window required), and `auto` recognising each kind.
 Servers are real processes on real sockets (Ollama's API spoken by tests/scripted_ollama.py)."""
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -13,29 +12,7 @@ from rag import backends
 from rag.config import Settings
 from rag.errors import ConfigError
 
-from helpers import ROOT, free_port, wait_for
-
-
-@contextlib.contextmanager
-def server(script: str, answer_dir, *args):
-    port = free_port()
-    answer = answer_dir / "answer.txt"
-    answer.write_text("The agreement is governed by the laws of California [1].")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / script), str(port), str(answer), *args])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: _listening(port), timeout=60)
-        yield url, answer.with_suffix(".log")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+from helpers import ROOT, scripted
 
 
 CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Which law governs?"}]
@@ -56,7 +33,7 @@ def test_every_interface_offers_what_the_registry_holds():
 
 
 def test_ollama_window_comes_from_its_api_and_is_sent_with_every_request(tmp_path):
-    with server("scripted_ollama.py", tmp_path, "8192") as (url, log):
+    with scripted("scripted_ollama.py", tmp_path, "8192") as (url, log):
         llm = backends.open_llm(Settings(llm_backend="auto", llm_url=url))
         assert llm.backend.name == "ollama" and llm.context_window == 8192 and llm.describe.startswith("Ollama: ")
         said = "".join(llm.stream(CHAT, 32))
@@ -66,7 +43,7 @@ def test_ollama_window_comes_from_its_api_and_is_sent_with_every_request(tmp_pat
 
 
 def test_ollama_without_a_window_is_refused_until_one_is_set(tmp_path):
-    with server("scripted_ollama.py", tmp_path) as (url, log):
+    with scripted("scripted_ollama.py", tmp_path) as (url, log):
         with pytest.raises(ConfigError, match="RAG_LLM_CONTEXT_WINDOW") as e:
             backends.open_llm(Settings(llm_backend="ollama", llm_url=url))
         assert "131072" in str(e.value)  # what the model itself could read, said
@@ -78,11 +55,11 @@ def test_ollama_without_a_window_is_refused_until_one_is_set(tmp_path):
 
 
 def test_a_generic_server_needs_its_window_stated(tmp_path):
-    with server("scripted_llm.py", tmp_path, "--silent-window") as (url, _):
+    with scripted("scripted_llm.py", tmp_path, "--silent-window") as (url, _):
         with pytest.raises(ConfigError, match="does not say its context window"):
             backends.open_llm(Settings(llm_backend="auto", llm_url=url))
         llm = backends.open_llm(Settings(llm_backend="auto", llm_url=url, llm_context_window=4096))
         assert llm.backend.name == "openai" and llm.context_window == 4096
-    with server("scripted_llm.py", tmp_path) as (url, _):  # one that says max_model_len is vLLM's kind
+    with scripted("scripted_llm.py", tmp_path) as (url, _):  # one that says max_model_len is vLLM's kind
         llm = backends.open_llm(Settings(llm_backend="auto", llm_url=url))
         assert llm.backend.name == "vllm" and llm.context_window == 8192 and llm.backend.concurrent

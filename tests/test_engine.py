@@ -41,7 +41,7 @@ def check_answer(answer, engine):
 
 
 def test_embedded_model_answers_from_the_sample_corpus(index, embedder):
-    settings = index.replace(llm_backend="embedded", max_answer_tokens=48)
+    settings = index.replace(llm_backend="embedded", max_answer_tokens=48, answer="generate")
     engine = Engine(settings, retriever=Retriever(settings, embedder))
     streamed = []
     answer = engine.ask("Which state's law governs the agreement?", [NETGEAR], on_token=streamed.append)
@@ -117,7 +117,7 @@ def test_a_server_too_slow_gives_the_documented_error(index, embedder):
 def test_rag_ask_json_shows_golden_first_packing_within_budget(index):
     out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "What is the term of the agreement?", "--json",
                           "--doc", NETGEAR, "--index", str(index.index_dir), "--collection", index.collection,
-                          "--backend", "embedded"], capture_output=True, text=True, cwd=ROOT,
+                          "--backend", "embedded", "--answer", "generate"], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "RAG_MAX_ANSWER_TOKENS": "32"})
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)

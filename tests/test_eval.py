@@ -105,7 +105,8 @@ def test_embedded_model_eval_end_to_end(sample_index, tmp_path):
     questions.write_text("".join(json.dumps(q) + "\n" for q in chosen))
     done = subprocess.run([sys.executable, "-m", "rag.cli", "eval", str(questions), "--index",
                            str(sample_index.index_dir), "--collection", sample_index.collection, "--out", str(out),
-                           "--backend", "embedded", "--budgets", "2k"], cwd=ROOT, env=env, capture_output=True,
+                           "--backend", "embedded", "--answer", "generate", "--budgets", "2k"], cwd=ROOT, env=env,
+                          capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -118,6 +119,33 @@ def test_embedded_model_eval_end_to_end(sample_index, tmp_path):
     assert "## Answers" in report and "answer_f1.png" in report
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["backend"].startswith("embedded") and summary["settings"][0]["effective_budget"] <= 2048
+
+
+def test_quote_answers_eval_without_a_language_model(sample_index, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    chosen = [q for q in map(json.loads, QUESTIONS.read_text().splitlines())]
+    chosen = [q for q in chosen if q["answerable"]][:6] + [q for q in chosen if not q["answerable"]][:4]
+    questions.write_text("".join(json.dumps(q) + "\n" for q in chosen))
+    out = tmp_path / "quotes"
+    env = {**os.environ, "RAG_EMBEDDED_MODEL": "/nonexistent/model.gguf"}  # never loaded: none is needed
+    args = [sys.executable, "-m", "rag.cli", "eval", str(questions), "--index", str(sample_index.index_dir),
+            "--collection", sample_index.collection, "--out", str(out), "--answer", "quote"]
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "eval: 10/10 rows (100%)" in done.stderr  # progress, even where stderr is not a terminal
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and all(r["backend"] == "quotes (no language model)" and r["budget"] == 4096 for r in rows)
+    for r in rows:
+        assert isinstance(r["abstained"], bool) and len(r["ranked"]) <= 3 and r["metrics"]["prompt_tokens"] == 0
+        assert (r["quotes"] == []) == r["abstained"]
+        assert all({"text", "file", "page", "start", "end"} <= set(x) for x in r["quotes"])
+        assert ("quote_top1" in r["metrics"]) == r["answerable"]
+        if r["quotes"]:
+            assert r["metrics"]["quote_verified"] == 1.0
+    report = (out / "report.md").read_text()
+    assert "## Quote answers" in report and "quote_pr.png" in report and (out / "quote_pr.png").exists()
+    wrong = subprocess.run(args + ["--orderings", "reverse"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "--orderings does not apply" in wrong.stderr
 
 
 @pytest.mark.slow

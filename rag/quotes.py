@@ -1,0 +1,267 @@
+"""Quotes: the sentences of the sources that answer a question, verbatim, each checked against its page.
+
+A quote is never made up: its text is exactly `page_text[start:end]` of the page it names, as stored at
+ingestion, and a sentence that cannot be found there is not offered.
+
+Quote answers rank every sentence of the retrieved sources by
+
+    score = cosine(question, sentence), with the embedding model
+          + KEYWORDS x the share of the question's words the sentence holds, each word weighted by how rare
+            it is among the sentences ranked (so "exclusive" counts, "contract" hardly)
+          + LEAD / the rank of the source it comes from
+
+and answer with the best few; when even the best scores under THRESHOLD, they say that the documents
+don't appear to say. The weights and the threshold were fitted on cuad-dev's questions, and what they
+give is measured there (eval/calibrate_quotes.py; eval/reports/cuad-dev-quotes/).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from rag.lexical import STOPWORDS
+from rag.packing import Source
+
+KEYWORDS = 0.45
+LEAD = 0.05
+THRESHOLD = 0.55
+TOP = 3  # quotes per answer
+OPENING_CHARS = 1500  # a document's opening: its first page's first characters
+# Questions about the document itself are answered by its opening: how like these a question is decides how
+# much the opening counts (OPENING x how far its likeness to the nearest exceeds IDENTITY).
+ABOUT_THE_DOCUMENT = ("What is the name of this agreement?", "Who are the parties to this agreement?",
+                      "What is the date of this agreement?", "When does this agreement take effect?")
+OPENING = 0.0
+IDENTITY = 0.5
+MAX_CHARS = 600  # a longer sentence is cut at a clause break (a quote is something a person reads at a glance)
+
+_BREAK = re.compile(
+    r"(?<=[.!?])[\"'”’)\]]*(?:[^\S\n]+\n?|\n)[^\S\n]*(?=[\"“(\[]?[A-Z0-9])"  # a sentence end, a capital or number next
+    r"|\n[^\S\n]*\n\s*"  # a blank line (and so a page break)
+    r"|\n[^\S\n]*(?=(?:\d{1,2}(?:\.\d{1,2})*\.?|\([a-zA-Z0-9]{1,4}\)|[A-Z]\.|ARTICLE|Article|Section|SECTION)\s)")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+SHORT_WORDS = 5  # a piece of fewer words joins the sentence after it, unless a blank line parts them
+_CLAUSE_BREAK = re.compile(r"[;:]\s+|\n")
+_ABBREVIATION = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Nos|Sec|Mr|Mrs|Ms|Dr|St|Jr|Sr|U\.S|vs|etc|e\.g|i\.e|[A-Z])\.$")
+_WORD = re.compile(r"[a-z0-9]+")
+_NOT_ASKED = STOPWORDS | frozenset("what which whom whose please tell give list there".split())
+
+
+@dataclass(frozen=True)
+class Quote:
+    text: str  # exactly the page's text from start to end
+    file: str
+    path: str
+    doc_id: str
+    page: int
+    start: int  # character offsets into the page's stored text
+    end: int
+    source: int  # the [n] of the source it was cut from
+    score: float
+
+    def shown(self) -> str:
+        """The text on one line, as a person reads it."""
+        return " ".join(self.text.split())
+
+
+@dataclass
+class Quoted:
+    """What quote selection found for one question."""
+
+    quotes: list[Quote]  # the best TOP, best first; [] when it abstained
+    best: list[Quote] = field(default_factory=list)  # the best TOP whatever their score (for calibration)
+    considered: int = 0  # sentences ranked
+    abstained: bool = False
+
+    @property
+    def score(self) -> float:
+        return self.best[0].score if self.best else 0.0
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, without surrounding whitespace, none over MAX_CHARS.
+
+    Sentences end at `.`, `!` or `?` before a capital or a number (not after "Inc." or "e.g."), at blank
+    lines (pages are joined by one) and before a line that opens a numbered clause.
+    """
+    spans, at = [], 0
+    for m in _BREAK.finditer(text):
+        if m.start() > at and _ABBREVIATION.search(text, max(at, m.start() - 6), m.start()):
+            continue
+        spans.extend(_trimmed(text, at, m.start()))
+        at = m.end()
+    spans.extend(_trimmed(text, at, len(text)))
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:  # a heading or a clause number ("2.1 Exclusivity.") opens the sentence after it
+        if merged and len(_WORD.findall(text[merged[-1][0]:merged[-1][1]].lower())) < SHORT_WORDS \
+                and not _BLANK_LINE.search(text, merged[-1][1], a):
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return [piece for a, b in merged for piece in _short(text, a, b)]
+
+
+def _trimmed(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return [(a, b)] if _WORD.search(text[a:b].lower()) else []
+
+
+def _short(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """A span cut at clause breaks (else spaces) into pieces of at most MAX_CHARS."""
+    pieces = []
+    while b - a > MAX_CHARS:
+        cuts = [m.end() for m in _CLAUSE_BREAK.finditer(text, a + MAX_CHARS // 3, a + MAX_CHARS)]
+        cut = cuts[-1] if cuts else (text.rfind(" ", a + 1, a + MAX_CHARS) + 1 or a + MAX_CHARS)
+        pieces.extend(_trimmed(text, a, cut))
+        a = cut
+    return pieces + _trimmed(text, a, b)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    source: Source
+    page: int
+    start: int
+    end: int
+
+
+def candidates(sources: Sequence[Source], pages: Callable[[str, int, int], dict[int, str]]) -> list[Candidate]:
+    """The sentences of the sources, cut from their pages' stored text (`pages(doc_id, first, last)`).
+
+    Each sentence of a source is found on its page; the page's own sentences that overlap it are the
+    candidates, so a sentence the source cuts (a chunk ends mid-sentence) is offered whole, and every
+    candidate is the page's text by construction. A source sentence not found on its pages offers nothing.
+    """
+    found: dict[tuple[str, int, int], Candidate] = {}
+    for source in sources:
+        texts = pages(source.doc_id, source.page_start, source.page_end)
+        spans = {p: sentence_spans(t) for p, t in texts.items()}
+        page, at = source.page_start, 0
+        for a, b in sentence_spans(source.text):
+            sentence = source.text[a:b]
+            for p in range(page, source.page_end + 1):
+                start = texts.get(p, "").find(sentence, at if p == page else 0)
+                if start < 0:
+                    continue
+                end = start + len(sentence)
+                for x, y in spans[p]:
+                    if x < end and y > start and (source.doc_id, p, x) not in found:
+                        found[(source.doc_id, p, x)] = Candidate(texts[p][x:y], source, p, x, y)
+                page, at = p, end
+                break
+    return list(found.values())
+
+
+def in_opening(c: Candidate) -> bool:
+    """Whether the sentence is among a document's first (its title, parties and date are there)."""
+    return c.page == 1 and c.source.first == 0 and c.start < OPENING_CHARS
+
+
+def stems(text: str) -> set[str]:
+    """Words as a cheap stemmer sees them: lowercase, cut to five letters ("exclusive", "exclusivity")."""
+    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _NOT_ASKED}
+
+
+def keyword_shares(question: str, sentences: Sequence[str]) -> list[float]:
+    """For each sentence, the idf-weighted share of the question's words it holds; idf over `sentences`."""
+    asked = stems(question)
+    held = [stems(s) & asked for s in sentences]
+    n = len(sentences)
+    df = {w: sum(w in h for h in held) for w in asked}
+    weight = {w: math.log((n + 1) / (df[w] + 0.5)) for w in asked}
+    total = sum(weight.values()) or 1.0
+    return [sum(weight[w] for w in h) / total for h in held]
+
+
+def scores(cosines: Sequence[float], shares: Sequence[float], ranks: Sequence[int], opening: Sequence[bool],
+           identity: float) -> list[float]:
+    about = OPENING * max(0.0, identity - IDENTITY)
+    return [c + KEYWORDS * k + LEAD / r + about * o for c, k, r, o in zip(cosines, shares, ranks, opening)]
+
+
+class Quoter:
+    """Chooses quotes with an embedding model (`embed`: texts -> unit vectors), keeping the vectors of
+    sentences it has seen (a document's sentences come back with every question about it)."""
+
+    def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], pages: Callable, keep: int = 50_000,
+                 threshold: float = THRESHOLD):
+        self.embed, self.pages, self.keep, self.threshold = embed, pages, keep, threshold
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+
+    def vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, self.embed(missing)))
+        for t in texts:
+            self._vectors.move_to_end(t)
+        while len(self._vectors) > self.keep:
+            self._vectors.popitem(last=False)
+        return [self._vectors[t] for t in texts]
+
+    def identity(self, question: str) -> float:
+        """How much the question asks about the document itself: its cosine to the nearest ABOUT_THE_DOCUMENT."""
+        asked, *about = self.vectors([question, *ABOUT_THE_DOCUMENT])
+        return max(sum(a * b for a, b in zip(asked, v)) for v in about)
+
+    def quote(self, question: str, sources: Sequence[Source], top: int = TOP) -> Quoted:
+        found = candidates(sources, self.pages)
+        if not found:
+            return Quoted([], abstained=True)
+        asked, *vectors = self.vectors([question, *(c.text for c in found)])
+        cosines = [sum(a * b for a, b in zip(asked, v)) for v in vectors]
+        ranked = sorted(zip(scores(cosines, keyword_shares(question, [c.text for c in found]),
+                                   [c.source.rank for c in found], [in_opening(c) for c in found],
+                                   self.identity(question)), range(len(found))), reverse=True)
+        best, seen = [], set()
+        for score, i in ranked:
+            c = found[i]
+            if c.text in seen:
+                continue  # the same words twice (boilerplate): once is enough
+            seen.add(c.text)
+            best.append(Quote(c.text, c.source.file, c.source.path, c.source.doc_id, c.page, c.start, c.end, c.source.number,
+                              round(score, 4)))
+            if len(best) == top:
+                break
+        abstained = best[0].score < self.threshold
+        return Quoted([] if abstained else best, best, len(found), abstained)
+
+
+_QUOTED_AFTER = re.compile(r"\[(\d{1,3})\][ \t]*[:,]?[ \t]*[\"“]([^\"”\n]{3,800})[\"”]")
+_QUOTED_BEFORE = re.compile(r"[\"“]([^\"”\n]{3,800})[\"”][ \t]*\[(\d{1,3})\]")
+
+
+def quoted(text: str) -> list[tuple[int, str]]:
+    """The (source number, words) pairs of an answer that quotes its sources: `[2] "the words"`, or
+    `"the words" [2]`, in the order written."""
+    found = [(m.start(), int(m.group(1)), m.group(2)) for m in _QUOTED_AFTER.finditer(text)]
+    found += [(m.start(), int(m.group(2)), m.group(1)) for m in _QUOTED_BEFORE.finditer(text)]
+    return [(n, words) for _, n, words in sorted(found)]
+
+
+def locate(words: str, source: Source, pages: Callable[[str, int, int], dict[int, str]]) -> Quote | None:
+    """`words` found in the source's pages, compared in lowercase letters and digits (a model quoting may
+    change spaces, line breaks and punctuation): the page's own text there, or None when it is not there."""
+    wanted = letters_at(words)[0]
+    if len(wanted) < 8:  # too short to be evidence of anything
+        return None
+    for page, text in sorted(pages(source.doc_id, source.page_start, source.page_end).items()):
+        spelled, at = letters_at(text)
+        found = spelled.find(wanted)
+        if found >= 0:
+            start, end = at[found], at[found + len(wanted) - 1] + 1
+            return Quote(text[start:end], source.file, source.path, source.doc_id, page, start, end, source.number, 1.0)
+    return None
+
+
+def letters_at(text: str) -> tuple[str, list[int]]:
+    """The text's letters and digits, lowercased, one for one, and where each stands in `text`."""
+    at = [i for i, ch in enumerate(text) if ch.isalnum()]
+    return "".join(text[i].lower()[0] for i in at), at

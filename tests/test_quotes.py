@@ -1,0 +1,134 @@
+"""Quote answers: verbatim sentences from the stored pages, chosen without a language model, checked."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from eval.metrics import quote_matches
+from rag.backends.openai import RetrievalOnly
+from rag.engine import Engine
+from rag.filetypes import load_pages
+from rag.indexer import ingest
+from rag.knowledge_base import manifest_path
+from rag.prompts import NOT_FOUND
+from rag.quotes import MAX_CHARS, sentence_spans
+from rag.retrieval import Retriever
+
+from helpers import CONTRACTS, ROOT, scripted
+
+NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
+
+
+@pytest.fixture
+def engine(sample_index, embedder):
+    engine = Engine(sample_index, llm=RetrievalOnly(), retriever=Retriever(sample_index, embedder))
+    yield engine
+    engine.close()
+
+
+def test_sentences_of_a_real_contract_page_are_whole_and_short():
+    page = load_pages(CONTRACTS / NETGEAR, (CONTRACTS / NETGEAR).read_bytes())[7]
+    spans = sentence_spans(page)
+    texts = [page[a:b] for a, b in spans]
+    assert all(0 < len(t) <= MAX_CHARS and t == t.strip() for t in texts)
+    assert all(b <= c for (_, b), (c, _) in zip(spans, spans[1:]))  # in order, never overlapping
+    law = next(t for t in texts if "governed by the laws of the State of California" in " ".join(t.split()))
+    assert " ".join(law.split()).startswith("19. ENTIRE AGREEMENT, GOVERNING LAW")  # the clause heading opens its sentence
+    assert sentence_spans("The Company, Inc. pays U.S. dollars. Then e.g. this.") == [(0, 36), (37, 52)]
+
+
+def test_a_quote_answer_is_the_clause_verbatim_at_its_page_and_offsets(engine, sample_index):
+    answer = engine.ask("Which state's law governs the agreement?", [NETGEAR], answer="quote")
+    assert answer.mode == "quote" and not answer.abstained and 1 <= len(answer.quotes) <= 3
+    best = answer.quotes[0]
+    assert "laws of the State of California" in best.shown() and answer.text == best.shown()
+    assert best.file == NETGEAR and answer.citations[0].file == NETGEAR
+    page = load_pages(CONTRACTS / NETGEAR, (CONTRACTS / NETGEAR).read_bytes())[best.page - 1]
+    for quote in answer.quotes:  # each is the stored page's text, and the PDF's own page holds it
+        stored = engine.retriever.kb.page_texts(quote.doc_id, quote.page, quote.page)[quote.page]
+        assert stored[quote.start:quote.end] == quote.text
+    assert page[best.start:best.end] == best.text
+    assert [q.score for q in answer.quotes] == sorted((q.score for q in answer.quotes), reverse=True)
+    assert answer.prompt_tokens == 0 and sum(s["tokens"] for s in answer.sources) <= answer.budget == 4096
+
+
+def test_a_question_the_documents_do_not_answer_gets_no_quote(engine):
+    answer = engine.ask("Who won the 2018 football World Cup?", [NETGEAR], answer="quote")
+    assert answer.abstained and answer.text == NOT_FOUND and answer.quotes == [] and answer.citations == []
+    assert answer.ranked and answer.ranked[0].score < engine.quoter.threshold  # what was not good enough
+
+
+def test_quote_answers_need_no_language_model(sample_index):
+    """`rag ask` quotes by default with the embedded model, and never loads it: a model that cannot load
+    does not matter."""
+    env = {**os.environ, "RAG_EMBEDDED_MODEL": "/nonexistent/model.gguf"}
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Which state's law governs the agreement?",
+                          "--json", "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
+                          sample_index.collection], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["mode"] == "quote" and answer["abstained"] is False
+    assert {"text", "file", "page", "start", "end"} <= set(answer["quotes"][0])
+    assert "California" in answer["quotes"][0]["text"]
+    printed = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Which state's law governs the agreement?",
+                              "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
+                              sample_index.collection], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert printed.returncode == 0 and f"{NETGEAR}, p. {answer['quotes'][0]['page']}, characters" in printed.stdout
+    assert "quote budget 4096" in printed.stderr
+
+
+def test_an_index_from_before_page_texts_is_read_again_once_without_embedding(settings, folder, embedder):
+    ingest(folder, settings, embedder=embedder)
+    with sqlite3.connect(manifest_path(settings)) as db:  # as an index made before page texts were kept
+        db.execute("DELETE FROM pages")
+    again = ingest(folder, settings, embedder=embedder)
+    assert again.embedded == 0 and {f.reason for f in again.files} == {"page texts kept for quotes"}
+    assert {f.status for f in ingest(folder, settings, embedder=embedder).files} == {"unchanged"}
+    engine = Engine(settings, llm=RetrievalOnly(), retriever=Retriever(settings, embedder))
+    answer = engine.ask("What is this agreement?", answer="quote")
+    engine.close()
+    assert answer.ranked and all(q.text for q in answer.ranked)
+
+
+def test_the_quote_match_of_the_eval():
+    clause = ("This Agreement shall be governed and construed in accordance with the laws of New York State "
+              "(without regard to the conflict of laws provisions thereof).")
+    assert quote_matches("This Agreement shall be governed by the laws of New York State.", [clause])
+    assert quote_matches("DEVELOPMENT AGREEMENT This Agreement is made on", ["DEVELOPMENT AGREEMENT"])
+    assert not quote_matches("The rent is due on the first day of each month.", [clause])
+    assert not quote_matches("x " * 400 + clause, [clause])  # scored on its first 600 characters
+
+
+def test_a_generated_answer_s_citations_are_checked_against_its_sources(sample_index, embedder, tmp_path):
+    """A server model's answer quotes its sources; the quote that is in the source it cites is verified and
+    placed on its page, the one that is not is said not to be, in the Answer and in what `rag ask` prints."""
+    question, clause = "Which state's law governs the agreement?", "governed by the laws of the State of California"
+    with scripted("scripted_llm.py", tmp_path) as (url, _):
+        settings = sample_index.replace(llm_backend="vllm", llm_url=url)
+        engine = Engine(settings, retriever=Retriever(settings, embedder))
+        assert engine.mode == "generate"
+        context = engine.context(question, [NETGEAR])
+        holds = [s.number for s in context.packed.sources if clause in " ".join(s.text.split())]
+        other = next(s.number for s in context.packed.sources if s.number not in holds)
+        (tmp_path / "answer.txt").write_text(f'It is governed by California law [{holds[0]}] "{clause}". '
+                                             f'It renews every decade [{other}] "{clause}".')
+        answer = engine.answer(context)
+        pages = engine.retriever.kb.page_texts
+        [quote] = answer.quotes
+        assert pages(quote.doc_id, quote.page, quote.page)[quote.page][quote.start:quote.end] == quote.text
+        engine.close()
+        printed = subprocess.run([sys.executable, "-m", "rag.cli", "ask", question, "--doc", NETGEAR, "--index",
+                                  str(sample_index.index_dir), "--collection", sample_index.collection, "--llm-url",
+                                  url], capture_output=True, text=True, cwd=ROOT)
+    first, second = answer.citations
+    assert (first.number, first.verified, second.number, second.verified) == (holds[0], True, other, False)
+    assert second.quoted == clause
+    assert " ".join(quote.text.split()) == clause and quote.source == holds[0]
+    assert printed.returncode == 0, printed.stderr
+    assert f"[{other}] {NETGEAR}" in printed.stdout and "NOT VERIFIED: its quoted words are not in this source" \
+        in printed.stdout
+    assert f"(p. {quote.page}, characters {quote.start}-{quote.end})" in printed.stdout
