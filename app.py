@@ -79,6 +79,15 @@ def show_text(text: str, css: str = "answer", where=st) -> None:
 
 
 def status_line(engine) -> None:
+    if engine.mode == "quote" and engine.settings.llm_url and engine.llm.fallback:
+        say(st.warning, f"Answers are quotes from your documents, chosen without a language model, instead of the "
+                        f"small embedded model standing in for the server, because {engine.llm.fallback}")
+        return
+    if engine.mode == "quote":
+        say(st.info, "Answers are quotes: the sentences of your documents that answer, verbatim, each with its file "
+                     "and page, chosen without a language model (nothing is invented). For written answers, choose "
+                     "\"generate\" in Settings, with a server (vLLM, Ollama, llama.cpp) for Llama-3.1-8B-Instruct.")
+        return
     llm = engine.llm
     if llm.fallback:
         say(st.warning, f"Answering with the small embedded model, because {llm.fallback}")
@@ -112,7 +121,27 @@ class Streamed:
             yield piece
 
 
+def quote_cards(answer: dict, key: str) -> None:
+    """Each quote with its file and page, and the page itself with the quote's characters highlighted."""
+    if answer["abstained"] and answer["ranked"]:
+        st.caption(f"The closest sentences scored {answer['ranked'][0]['score']:.2f}, under what a quote answer "
+                   "needs; they are below for you to judge.")
+    for i, q in enumerate(answer["quotes"] or answer["ranked"]):
+        with st.container(border=True):
+            st.markdown(f"**{inert(q['file'])}, p. {q['page']}** · characters {q['start']}-{q['end']} · score "
+                        f"{q['score']:.2f}")
+            st.markdown(f"<div class='passage'>{inert(' '.join(q['text'].split()))}</div>", unsafe_allow_html=True)
+            if q["path"].lower().endswith(".pdf") and st.toggle(f"Show page {q['page']}", key=f"{key}-quote-{i}"):
+                try:
+                    st.image(render_page(q["path"], q["page"], highlight=[q["text"]]), caption=f"page {q['page']}")
+                except RagError as e:
+                    say(st.error, str(e))
+
+
 def source_cards(answer: dict, key: str) -> None:
+    if answer["mode"] == "quote":
+        quote_cards(answer, key)
+        return
     words = answer_words(answer["text"])
     cited = answer["citations"]
     for c in cited:
@@ -165,11 +194,19 @@ def ask_tab(s: Settings) -> None:
         show_text(question, "question")
     history = [(t["question"], t["answer"]["text"]) for t in state.turns[-HISTORY_TURNS:]]
     with st.chat_message("assistant"):
+        quoting = engine.mode == "quote"
         try:
-            context = engine.context(question, scope or None, history=history, **question_options(s))
+            if quoting:
+                context = engine.context(question, scope or None, history=history, quoting=True,
+                                         top_k=question_options(s)["top_k"])
+            else:
+                context = engine.context(question, scope or None, history=history, **question_options(s))
         except RagError as e:
             say(st.error, str(e))
             return
+        if quoting:
+            state.turns.append({"question": question, "answer": engine.quoted(context).to_dict()})
+            st.rerun()  # shown with the conversation, and "New conversation" now has something to clear
         streamed = Streamed(engine, context)
         so_far, text = st.empty(), ""
         for piece in streamed:
@@ -178,9 +215,8 @@ def ask_tab(s: Settings) -> None:
         if streamed.error is not None:
             say(st.error, str(streamed.error))
             return
-        answer = streamed.answer.to_dict()
-        source_cards(answer, f"turn{len(state.turns)}")
-    state.turns.append({"question": question, "answer": answer})
+    state.turns.append({"question": question, "answer": streamed.answer.to_dict()})
+    st.rerun()  # shown with the conversation, and "New conversation" now has something to clear
 
 
 def library_tab(s: Settings) -> None:
@@ -267,21 +303,30 @@ def settings_tab(s: Settings) -> None:
         url = st.text_input("Server URL (vLLM, Ollama, llama.cpp or any OpenAI-compatible server)", s.llm_url,
                             placeholder="http://localhost:8000")
         model = st.text_input("Model name on the server", s.llm_model, placeholder="the first one it lists")
+        modes = ["auto", "quote", "generate"]
+        answer = st.radio("Answers", modes, horizontal=True, index=modes.index(s.answer),
+                          help="quote: the sentences that answer, verbatim, no language model; generate: the model "
+                               "writes the answer; auto: quote with the small embedded model, generate with a server")
         o = question_options(s)
         budget = st.select_slider("Context budget (tokens of sources)", list(BUDGETS),
                                   value=next((k for k, v in BUDGETS.items() if v == o["budget"]), "32K"))
         top_k = st.number_input("Hits retrieved (0: enough to fill the budget)", 0, 2000, o["top_k"])
         ordering = st.selectbox("Ordering", ORDERINGS, index=ORDERINGS.index(o["ordering"]))
         if st.form_submit_button("Apply"):
-            state.overrides = {"llm_backend": backend, "llm_url": url.strip(), "llm_model": model.strip()}
+            state.overrides = {"llm_backend": backend, "llm_url": url.strip(), "llm_model": model.strip(),
+                               "answer": answer}
             state.options = {"budget": BUDGETS[budget], "top_k": int(top_k), "ordering": ordering}
             st.rerun()
     try:
         engine = engine_for(s)
         status_line(engine)
         o = question_options(s)
-        st.caption(f"Context window {engine.llm.context_window} tokens; source budget {o['budget']}; "
-                   f"ordering {o['ordering']}; index `{s.index_dir}`, collection `{s.collection}`.")
+        if engine.mode == "quote":
+            used = f"quotes are chosen from {s.quote_budget} tokens of sources (quote_budget)"
+        else:
+            used = (f"context window {engine.llm.context_window} tokens; source budget {engine.budget('', o['budget'])}"
+                    f" tokens used of the {o['budget']} asked; ordering {o['ordering']}")
+        st.caption(inert(f"{used[0].upper()}{used[1:]}; index {s.index_dir}, collection {s.collection}."))
     except RagError as e:
         say(st.error, str(e))
     listed = {k: v for k, v in dataclasses.asdict(s).items() if k not in {"pdf_passwords"}}

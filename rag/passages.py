@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Sequence
 
 from rag.errors import FileError
 from rag.paths import shown
@@ -46,8 +47,10 @@ def highlight_html(passage: str, words: set[str]) -> str:
     return "".join(out)
 
 
-def render_page(path: str | Path, page: int, width: int = 900, password: str | None = None) -> bytes:
-    """Page `page` (1-based) of a PDF as PNG bytes, `width` pixels wide (pypdfium2: PDFium, as Chrome uses)."""
+def render_page(path: str | Path, page: int, width: int = 900, password: str | None = None,
+                highlight: Sequence[str] = ()) -> bytes:
+    """Page `page` (1-based) of a PDF as PNG bytes, `width` pixels wide (pypdfium2: PDFium, as Chrome uses),
+    with the characters of each text in `highlight` (a quote) marked where they stand on the page."""
     import io
 
     import pypdfium2
@@ -60,9 +63,48 @@ def render_page(path: str | Path, page: int, width: int = 900, password: str | N
         if not 1 <= page <= len(pdf):
             raise FileError(f"{shown(str(path))} has {len(pdf)} pages: there is no page {page}")
         sheet = pdf[page - 1]
-        image = sheet.render(scale=width / sheet.get_width()).to_pil()
+        scale = width / sheet.get_width()
+        image = sheet.render(scale=scale).to_pil().convert("RGB")
+        boxes = [box for text in highlight for box in _boxes(sheet, text)]
+        if boxes:
+            from PIL import Image, ImageDraw
+
+            layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+            draw, height = ImageDraw.Draw(layer), sheet.get_height()
+            for left, bottom, right, top in boxes:
+                draw.rectangle([left * scale, (height - top) * scale, right * scale, (height - bottom) * scale],
+                               fill=(255, 214, 0, 110))
+            image = Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
     finally:
         pdf.close()
+
+
+def _boxes(sheet, text: str) -> list[tuple[float, float, float, float]]:
+    """The boxes of the page's characters that spell `text`, compared in letters and digits only (the stored
+    text and PDFium's may differ in spaces, line breaks and punctuation); [] when the page does not hold it."""
+    from rag.quotes import letters_at
+
+    wanted = letters_at(text)[0]
+    textpage = sheet.get_textpage()
+    try:
+        count = textpage.count_chars()
+        chars = textpage.get_text_range(0, count)
+        if not wanted or len(chars) != count:  # characters PDFium cannot index one by one: mark nothing
+            return []
+        spelled, at = letters_at(chars)
+        found = spelled.find(wanted)
+        if found < 0:
+            return []
+        lines: list[list[float]] = []  # consecutive characters on one line: one box, spaces between included
+        for left, bottom, right, top in (textpage.get_charbox(i) for i in at[found:found + len(wanted)]):
+            line = lines[-1] if lines else None
+            if line and abs(line[3] - top) < 0.5 * (top - bottom) + 1 and left >= line[0]:
+                line[:] = [line[0], min(line[1], bottom), max(line[2], right), max(line[3], top)]
+            else:
+                lines.append([left, bottom, right, top])
+        return [tuple(line) for line in lines]
+    finally:
+        textpage.close()

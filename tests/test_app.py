@@ -41,8 +41,24 @@ def cards(app) -> list[str]:
     return [plain(m.value) for m in app.markdown if re.match(r"\*\*\\\[\d+\\\] ", m.value)]
 
 
+def test_a_quote_answer_shows_the_clause_and_its_page_highlighted(monkeypatch, sample_index):
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")  # quote answers: the default here
+    assert any("Answers are quotes" in i.value for i in app.info)
+    assert app.button(key="new_conversation").disabled
+    app.multiselect(key="scope").set_value([NETGEAR]).run()
+    app.chat_input[0].set_value("Which state's law governs the agreement?").run()
+    assert not app.exception and not app.error
+    answer = app.session_state["turns"][0]["answer"]
+    assert answer["mode"] == "quote" and "State of California" in " ".join(answer["text"].split())
+    headings = [plain(m.value) for m in app.markdown if plain(m.value).startswith(f"**{NETGEAR}")]
+    assert headings and re.match(rf"\*\*{re.escape(NETGEAR)}, p\. \d+\*\* · characters \d+-\d+", headings[0])
+    assert not app.button(key="new_conversation").disabled  # an answer makes a conversation to clear
+    app.toggle(key="turn0-quote-0").set_value(True).run()
+    assert not app.exception and len(app.get("image")) == 1  # the page, its quote highlighted
+
+
 def test_ask_streams_a_cited_answer_and_keeps_the_conversation(monkeypatch, sample_index):
-    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded", RAG_ANSWER="generate")
     assert any("embedded model" in i.value for i in app.info)  # said plainly
     app.multiselect(key="scope").set_value([NETGEAR]).run()
     app.chat_input[0].set_value("Which state's law governs the agreement?").run()

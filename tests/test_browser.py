@@ -1,6 +1,6 @@
 """One real browser: `streamlit run app.py`, driven by headless Chromium (Debian's package) through
-Playwright. On the sample corpus: asks a sample question, waits for the cited answer, opens the cited
-page, adds a document by upload, and saves screenshots under the test's output folder. On a hostile
+Playwright. On the sample corpus: asks a sample question, waits for the quoted answer, opens its page
+(the quote highlighted), adds a document by upload, and saves screenshots under the test's output folder. On a hostile
 document and a model steered by it: the browser fetches nothing and links nowhere."""
 
 import contextlib
@@ -78,16 +78,15 @@ def test_ask_in_a_real_browser(served, tmp_path):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto(served)
-        expect(page.get_by_text("Answering with the embedded model")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Answers are quotes")).to_be_visible(timeout=120_000)
         box = page.get_by_placeholder("Ask a question about your documents")
         box.fill(QUESTION)
         box.press("Enter")
-        card = page.locator("strong", has_text=re.compile(r"^\[\d+\] .+\.pdf, pp?\. \d+"))
+        card = page.locator("strong", has_text=re.compile(r"^.+\.pdf, p\. \d+$"))
         expect(card.first).to_be_visible(timeout=240_000)
-        cited = card.first.inner_text()
-        assert "NETGEAR" in cited
-        assert page.locator(".passage").first.inner_text().strip()
-        page.get_by_text(re.compile(r"^Show (page \d+|the pages)$")).first.click()
+        assert "NETGEAR" in card.first.inner_text()
+        assert "State of California" in page.locator(".passage").first.inner_text()
+        page.get_by_text(re.compile(r"^Show page \d+$")).first.click()
         expect(page.locator("[data-testid='stImage'] img").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
 
