@@ -62,3 +62,23 @@ def test_common_words_are_pruned_with_counts_that_follow_the_index(tmp_path, mon
     writer.drop("d2")  # another connection's write
     assert reader.selective(words) == words
     assert reader.search("widgets payment invoice", 3)[0][0] in {"d1-0", "d1-1", "d1-2"}
+
+
+def test_within_documents_every_word_counts_and_only_their_rows_are_read(tmp_path, monkeypatch):
+    """A word too common to rank the whole index by ("widget": in 7 of 10 chunks) still tells one document's
+    chunks apart; and the search, narrowed to the documents' row ids, finds what an unnarrowed one finds."""
+    import rag.lexical
+
+    monkeypatch.setattr(rag.lexical, "PRUNE_FROM", 0)
+    monkeypatch.setattr(rag.lexical, "COMMON_SHARE", 0.5)
+    index = LexicalIndex(sqlite3.connect(tmp_path / "m.sqlite", isolation_level=None), "kbase")
+    index.put("d1", rows("d1", "widget warranty", "payment terms", "invoice dates", "other"))
+    index.put("d2", rows("d2", *["widget supply"] * 6))
+    index.put("d3", rows("d3", "payment of widget fees", "widget colours"))
+    assert index.selective(["widget", "warranty"]) == ["widget", "warranty"]  # two words: both kept anyway
+    assert "widget" not in index.selective(["widget", "payment", "invoice"])  # unscoped, it is dropped
+    assert {c for c, _ in index.search("widget payment invoice", 5, doc_ids=["d1"])} == {"d1-0", "d1-1", "d1-2"}
+    assert [c for c, _ in index.search("widget colours", 5, doc_ids=["d3"])] == ["d3-1", "d3-0"]
+    both = index.search("widget payment", 10, doc_ids=["d1", "d3"])
+    assert {c for c, _ in both} == {"d1-0", "d1-1", "d3-0", "d3-1"}  # d2, inside the id range, is filtered out
+    assert index.search("widget", 5, doc_ids=["unknown"]) == []
