@@ -148,14 +148,22 @@ def source_cards(answer: dict, key: str) -> None:
         with st.container(border=True):
             how = " · matched by its words (the model cited nothing)" if c["inferred"] else ""
             st.markdown(f"**\\[{c['number']}\\] {inert(c['file'])}, {pages_label(c['page_start'], c['page_end'])}**{how}")
+            if c["verified"] is False:
+                say(st.warning, f"Not verified: the words the answer quotes from [{c['number']}] are not in it "
+                                f"(\"{c['quoted']}\"). Read the source before relying on this.")
+            quotes = [q for q in answer["quotes"] if q["source"] == c["number"]]
+            for q in quotes:
+                st.markdown(f"<div class='passage'>\u201c{inert(' '.join(q['text'].split()))}\u201d, p. {q['page']}"
+                            "</div>", unsafe_allow_html=True)
             st.markdown(f"<div class='passage'>{highlight_html(c['passage'], words)}</div>", unsafe_allow_html=True)
             if c["path"].lower().endswith(".pdf"):
                 pages = range(c["page_start"], c["page_end"] + 1)
                 if st.toggle(f"Show page {c['page_start']}" if len(pages) == 1 else "Show the pages",
                              key=f"{key}-page-{c['number']}"):
                     for page in pages:
+                        marked = [q["text"] for q in quotes if q["page"] == page]
                         try:
-                            st.image(render_page(c["path"], page), caption=f"page {page}")
+                            st.image(render_page(c["path"], page, highlight=marked), caption=f"page {page}")
                         except RagError as e:
                             say(st.error, str(e))
     others = [s for s in answer["sources"] if s["number"] not in {c["number"] for c in cited}]

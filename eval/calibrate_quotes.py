@@ -8,8 +8,9 @@
    matches a gold clause (eval.metrics.quote_matches).
 2. The weights: a grid over KEYWORDS x LEAD, scored by the share of answerable questions whose best
    sentence matches.
-3. The threshold: the one that maximises the mean of answerable top-1 (an abstention is a miss) and
-   unanswerable abstention accuracy; both are said.
+3. The threshold: the lowest at which unanswerable questions are abstained on ABSTAIN_TARGET of the
+   time (0.60, the issue's target), so that as many answerable questions as possible keep their quote;
+   both numbers are said, and the whole trade-off is tabled.
 
 Fitted on half of the documents and measured on the other half, then the other way round (held-out
 numbers, so the choice is not graded on what chose it); the constants to ship are then fitted on all.
@@ -36,6 +37,7 @@ KEYWORD_GRID = [round(0.1 * i, 1) for i in range(0, 11)]  # 0 .. 1
 LEAD_GRID = [0.0, 0.05, 0.1, 0.2, 0.3]
 OPENING_GRID = [0.0, 0.5, 1.0, 2.0, 4.0]
 IDENTITY_GRID = [0.4, 0.5, 0.6, 0.7]
+ABSTAIN_TARGET = 0.60
 
 
 def features(questions, engine) -> list[dict]:
@@ -49,7 +51,7 @@ def features(questions, engine) -> list[dict]:
             continue
         found = quotes.candidates(context.packed.sources, engine.retriever.kb.page_texts)
         texts = [c.text for c in found]
-        vectors = np.array(engine.quoter.vectors([q.question, *texts])) if found else np.zeros((1, 1))
+        vectors = engine.quoter.vectors([q.question, *texts]) if found else np.zeros((1, 1))
         rows.append({
             "id": q.id, "doc": ",".join(q.documents), "answerable": q.answerable, "category": q.category,
             "cosine": (vectors[1:] @ vectors[0]).tolist() if found else [],
@@ -111,7 +113,8 @@ def fit(pool: Pool) -> dict:
     top1, w = max((pool.top1(w), w) for w in grid)
     results = pool.outcomes(w)
     thresholds = np.quantile([s for s, _ in results], np.linspace(0, 1, 201))
-    chosen = max((m.quote_tradeoff(results, t) for t in thresholds), key=lambda x: x["balanced"])
+    tradeoffs = [m.quote_tradeoff(results, t) for t in thresholds]
+    chosen = next((x for x in tradeoffs if x["abstention"] >= ABSTAIN_TARGET), tradeoffs[-1])
     return {"keywords": w[0], "lead": w[1], "opening": w[2], "identity": w[3], "threshold": chosen["threshold"],
             "ungated_top1": top1}
 
@@ -162,7 +165,8 @@ def main() -> None:
     results = pool.outcomes(weights(final))
     curve = [m.quote_tradeoff(results, t) for t in np.quantile([s for s, _ in results], np.linspace(0, 1, 41))]
     summary = {"questions": str(args.questions), "date": time.strftime("%Y-%m-%d"), "rows": len(rows),
-               "final": {**final, **m.quote_tradeoff(results, final["threshold"])}, "held_out": held_out, "curve": curve}
+               "final": {**final, **m.quote_tradeoff(results, final["threshold"])}, "held_out": held_out,
+               "curve": curve}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(summary))
@@ -182,7 +186,8 @@ def render(s: dict) -> str:
         "| fold | KEYWORDS | LEAD | OPENING | IDENTITY | THRESHOLD | top-1, no threshold | top-1 (abstention = miss) "
         "| abstention accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {i + 1} | {h['keywords']} | {h['lead']} | {h['opening']} | {h['identity']} | {h['threshold']} | "
-              f"{h['held_out_ungated']:.3f} | {h['top1']:.3f} | {h['abstention']:.3f} |" for i, h in enumerate(s["held_out"])]
+              f"{h['held_out_ungated']:.3f} | {h['top1']:.3f} | {h['abstention']:.3f} |"
+              for i, h in enumerate(s["held_out"])]
     lines += ["", "The trade-off over the threshold (all questions; precision = answered questions whose top quote "
               "matches a gold clause, unanswerable ones answered counting as wrong; recall = answerable top-1):", "",
               "| threshold | precision | recall (top-1) | abstention accuracy |", "|---:|---:|---:|---:|"]

@@ -268,7 +268,8 @@ def our_row(q: Question, budget: int, context: Context, answer: Answer | None, s
                                for x in answer.ranked])  # whatever their score: the threshold's trade-off
         row.update(answer=answer.text, backend=answer.backend, citations=[
             {"number": c.number, "file": c.file, "page_start": c.page_start, "page_end": c.page_end,
-             "inferred": c.inferred, "verified": c.verified, "holds_evidence": m.holds_evidence(q.evidence, c.passage) if q.evidence else None}
+             "inferred": c.inferred, "verified": c.verified,
+             "holds_evidence": m.holds_evidence(q.evidence, c.passage) if q.evidence else None}
             for c in answer.citations])
     row.update(effective_budget=context.budget, metrics=metrics, seconds=seconds, context=[
         {"number": s.number, "rank": s.rank, "source": s.file, "page": s.page_start, "page_end": s.page_end,

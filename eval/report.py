@@ -151,8 +151,8 @@ def render(summary: dict, plots: list[str]) -> str:
     if answered:
         lines += ["", "## Answers", "",
                   "| ordering | budget | exact match | F1 | contains | abstention accuracy | answered anyway | "
-                  "false abstention | citation precision | citations verified | judge | first token p50 s | total p50 s | "
-                  "tokens/s |", "|---|---|---|---|---|---|---|---|---|---|---|---:|---:|---:|"]
+                  "false abstention | citation precision | citations verified | judge | first token p50 s | "
+                  "total p50 s | tokens/s |", "|---|---|---|---|---|---|---|---|---|---|---|---:|---:|---:|"]
         for s in answered:
             mt = s["metrics"]
             p50 = lambda name: f"{mt[name]['p50']:.2f}" if name in mt else "–"  # noqa: E731

@@ -9,6 +9,8 @@ Quote answers rank every sentence of the retrieved sources by
           + KEYWORDS x the share of the question's words the sentence holds, each word weighted by how rare
             it is among the sentences ranked (so "exclusive" counts, "contract" hardly)
           + LEAD / the rank of the source it comes from
+          + for a question about the document itself (its name, parties, date: ABOUT_THE_DOCUMENT), a
+            bonus for the sentences that open the document
 
 and answer with the best few; when even the best scores under THRESHOLD, they say that the documents
 don't appear to say. The weights and the threshold were fitted on cuad-dev's questions, and what they
@@ -23,20 +25,24 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+
 from rag.lexical import STOPWORDS
 from rag.packing import Source
 
-KEYWORDS = 0.45
-LEAD = 0.05
-THRESHOLD = 0.55
+# Fitted on cuad-dev (eval/reports/cuad-dev-quotes/calibration.md): the weights that put a matching sentence
+# first most often, and the lowest threshold at which 60% of unanswerable questions are abstained on.
+KEYWORDS = 0.5
+LEAD = 0.1
+THRESHOLD = 0.59
 TOP = 3  # quotes per answer
 OPENING_CHARS = 1500  # a document's opening: its first page's first characters
 # Questions about the document itself are answered by its opening: how like these a question is decides how
 # much the opening counts (OPENING x how far its likeness to the nearest exceeds IDENTITY).
 ABOUT_THE_DOCUMENT = ("What is the name of this agreement?", "Who are the parties to this agreement?",
                       "What is the date of this agreement?", "When does this agreement take effect?")
-OPENING = 0.0
-IDENTITY = 0.5
+OPENING = 4.0
+IDENTITY = 0.6
 MAX_CHARS = 600  # a longer sentence is cut at a clause break (a quote is something a person reads at a glance)
 
 _BREAK = re.compile(
@@ -77,10 +83,6 @@ class Quoted:
     considered: int = 0  # sentences ranked
     abstained: bool = False
 
-    @property
-    def score(self) -> float:
-        return self.best[0].score if self.best else 0.0
-
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of `text`, without surrounding whitespace, none over MAX_CHARS.
@@ -97,12 +99,18 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans.extend(_trimmed(text, at, len(text)))
     merged: list[tuple[int, int]] = []
     for a, b in spans:  # a heading or a clause number ("2.1 Exclusivity.") opens the sentence after it
-        if merged and len(_WORD.findall(text[merged[-1][0]:merged[-1][1]].lower())) < SHORT_WORDS \
-                and not _BLANK_LINE.search(text, merged[-1][1], a):
+        if merged and _heading(text[merged[-1][0]:merged[-1][1]]) and not _BLANK_LINE.search(text, merged[-1][1], a):
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
     return [piece for a, b in merged for piece in _short(text, a, b)]
+
+
+def _heading(piece: str) -> bool:
+    """A clause number, a few words, or a short title ("Section 4.2. Termination for Convenience.")."""
+    words = _WORD.findall(piece.lower())
+    return len(words) < SHORT_WORDS or (len(words) <= 10 and all(
+        w[0].isupper() for w in re.findall(r"[^\W\d_]{4,}", piece)))
 
 
 def _trimmed(text: str, a: int, b: int) -> list[tuple[int, int]]:
@@ -188,35 +196,38 @@ def scores(cosines: Sequence[float], shares: Sequence[float], ranks: Sequence[in
 
 
 class Quoter:
-    """Chooses quotes with an embedding model (`embed`: texts -> unit vectors), keeping the vectors of
-    sentences it has seen (a document's sentences come back with every question about it)."""
+    """Chooses quotes with an embedding model (`embed`: texts -> unit vectors), keeping the vectors of the
+    `keep` sentences it saw last (a document's sentences come back with every question about it; 20,000
+    vectors of 384 floats are 30 MB)."""
 
-    def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], pages: Callable, keep: int = 50_000,
+    def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], pages: Callable, keep: int = 20_000,
                  threshold: float = THRESHOLD):
         self.embed, self.pages, self.keep, self.threshold = embed, pages, keep, threshold
-        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def vectors(self, texts: Sequence[str]) -> list[list[float]]:
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The texts' unit vectors, one row each."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
-            self._vectors.update(zip(missing, self.embed(missing)))
+            self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32)))
+        rows = [self._vectors[t] for t in texts]
         for t in texts:
             self._vectors.move_to_end(t)
         while len(self._vectors) > self.keep:
             self._vectors.popitem(last=False)
-        return [self._vectors[t] for t in texts]
+        return np.stack(rows)
 
     def identity(self, question: str) -> float:
         """How much the question asks about the document itself: its cosine to the nearest ABOUT_THE_DOCUMENT."""
-        asked, *about = self.vectors([question, *ABOUT_THE_DOCUMENT])
-        return max(sum(a * b for a, b in zip(asked, v)) for v in about)
+        vectors = self.vectors([question, *ABOUT_THE_DOCUMENT])
+        return float((vectors[1:] @ vectors[0]).max())
 
     def quote(self, question: str, sources: Sequence[Source], top: int = TOP) -> Quoted:
         found = candidates(sources, self.pages)
         if not found:
             return Quoted([], abstained=True)
-        asked, *vectors = self.vectors([question, *(c.text for c in found)])
-        cosines = [sum(a * b for a, b in zip(asked, v)) for v in vectors]
+        vectors = self.vectors([question, *(c.text for c in found)])
+        cosines = (vectors[1:] @ vectors[0]).tolist()
         ranked = sorted(zip(scores(cosines, keyword_shares(question, [c.text for c in found]),
                                    [c.source.rank for c in found], [in_opening(c) for c in found],
                                    self.identity(question)), range(len(found))), reverse=True)
@@ -226,8 +237,8 @@ class Quoter:
             if c.text in seen:
                 continue  # the same words twice (boilerplate): once is enough
             seen.add(c.text)
-            best.append(Quote(c.text, c.source.file, c.source.path, c.source.doc_id, c.page, c.start, c.end, c.source.number,
-                              round(score, 4)))
+            best.append(Quote(c.text, c.source.file, c.source.path, c.source.doc_id, c.page, c.start, c.end,
+                              c.source.number, round(score, 4)))
             if len(best) == top:
                 break
         abstained = best[0].score < self.threshold

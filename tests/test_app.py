@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from rag.indexer import ingest
 
-from helpers import ROOT, free_port
+from helpers import ROOT, free_port, scripted
 
 NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 
@@ -73,6 +73,19 @@ def test_ask_streams_a_cited_answer_and_keeps_the_conversation(monkeypatch, samp
     assert len(app.chat_message) == 4 and all(s["file"] == NETGEAR for s in turns[1]["answer"]["sources"])
     app.button(key="new_conversation").click().run()
     assert app.session_state["turns"] == []
+
+
+def test_a_generated_answer_whose_quote_is_not_in_its_source_says_so(monkeypatch, sample_index, tmp_path):
+    said = 'It is governed by the laws of Mars [1] "the laws of the planet Mars".'
+    with scripted("scripted_llm.py", tmp_path, answer=said) as (url, _):
+        app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="vllm", RAG_LLM_URL=url)
+        app.multiselect(key="scope").set_value([NETGEAR]).run()
+        app.chat_input[0].set_value("Which state's law governs the agreement?").run()
+    assert not app.exception and not app.error
+    [citation] = app.session_state["turns"][0]["answer"]["citations"]
+    assert citation["verified"] is False and citation["quoted"] == "the laws of the planet Mars"
+    assert any(plain(w.value).startswith("Not verified") and "the laws of the planet Mars" in plain(w.value)
+               for w in app.warning)
 
 
 def test_a_server_that_is_down_is_a_message_that_says_what_to_do(monkeypatch, sample_index):
