@@ -91,6 +91,7 @@ class Engine:
         self.settings = settings
         self.retriever = retriever or Retriever(settings, kb=kb)
         self._llm = llm  # opened when first needed: quote answers need none
+        self._clean, self._clean_for = neutralize, None
         self.quoter = Quoter(self.retriever.embedder.embed, self.retriever.kb.page_texts)
 
     @property
@@ -102,7 +103,7 @@ class Engine:
     @property
     def clean(self):
         """Document text never becomes the answering model's structure (its special tokens are broken)."""
-        if getattr(self, "_clean_for", None) is not self.llm:
+        if self._clean_for is not self.llm:
             self._clean, self._clean_for = neutralizer(self.llm.special_tokens), self.llm
         return self._clean
 
@@ -187,19 +188,19 @@ class Engine:
         """A quote answer: the best sentences of the context's sources, verbatim, or that the documents don't
         appear to say (when no sentence scores well enough)."""
         started = time.perf_counter()
-        quoted = self.quoter.quote(context.question, context.packed.sources)
+        chosen = self.quoter.quote(context.question, context.packed.sources)
         done = time.perf_counter()
         packed, before = context.packed, sum(context.seconds.values())
         by_number = {s.number: s for s in packed.sources}
         citations = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text)
-                     for n in dict.fromkeys(q.source for q in quoted.quotes) if (s := by_number.get(n))]
-        text = NOT_FOUND if quoted.abstained else quoted.quotes[0].shown()
+                     for n in dict.fromkeys(q.source for q in chosen.quotes) if (s := by_number.get(n))]
+        text = NOT_FOUND if chosen.abstained else chosen.quotes[0].shown()
         return Answer(
             question=context.question, text=text, backend="quotes (no language model)", citations=citations,
             sources=[_source_dict(s) for s in packed.sources], not_fitted=[], prompt_tokens=0, budget=context.budget,
             ordering=context.ordering, seconds={**context.seconds, "quote": done - started, "first_token": before +
                                                 done - started, "total": before + done - started},
-            quotes=quoted.quotes, abstained=quoted.abstained, ranked=quoted.best, mode="quote")
+            quotes=chosen.quotes, abstained=chosen.abstained, ranked=chosen.best, mode="quote")
 
     def answer(self, context: Context, on_token: Callable[[str], None] | None = None) -> Answer:
         """Stream the model's answer to a prepared context and tie its [n] citations to file and page."""
