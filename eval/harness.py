@@ -259,8 +259,8 @@ def our_row(q: Question, budget: int, context: Context, answer: Answer | None, s
             metrics["tokens_per_second"] = answer_tokens / generating
         if judge is not None and q.answerable and q.answers:
             metrics["judge"] = judge.score(q, answer.text)
+        metrics.update(quote_metrics(q, answer, engine.retriever.kb.page_texts))  # no checkable quote: a miss
         if answer.mode == "quote" or answer.quotes:
-            metrics.update(quote_metrics(q, answer, engine.retriever.kb.page_texts))
             row.update(quotes=[{"text": x.text, "file": x.file, "page": x.page, "start": x.start, "end": x.end,
                                 "score": x.score} for x in answer.quotes],
                        abstained=answer.abstained,

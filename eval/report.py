@@ -165,8 +165,8 @@ def render(summary: dict, plots: list[str]) -> str:
     quoted = [s for s in settings if "quote_top1" in s["metrics"] or "quote_verified" in s["metrics"]]
     if quoted:
         lines += ["", "## Quote answers", "",
-                  f"Threshold {run.get('quote_threshold', '–')} (rag/quotes.py); an abstention is a miss in top-1 and "
-                  "top-3.", "",
+                  "Scores are margins over the threshold that applied (rag/quotes.py): 0 parts quotes from abstentions. "
+                  "An abstention is a miss in top-1 and top-3.", "",
                   "| budget | top-1 match | top-3 match | abstention accuracy | false abstention | quotes verified | "
                   "quote p50 ms |", "|---|---|---|---|---|---|---:|"]
         for s in quoted:
@@ -287,3 +287,39 @@ def _latency_plot(out: Path, plt, rows: list[dict]) -> list[str]:
     fig.savefig(out / "latency.png")
     plt.close(fig)
     return ["latency.png"]
+
+
+def merge(folders: list[Path], out: Path, name: str = "") -> dict:
+    """One report from several `rag eval` runs over disjoint questions (say the two held-out halves of a
+    calibration, each run with the models fitted on the other half)."""
+    from eval.harness import Results
+
+    runs = [json.loads((f / "run.json").read_text()) for f in folders]
+    rows = [row for f in folders for row in Results(f).rows]
+    if len({r["id"] for r in rows if r["pipeline"] == "ours"}) != sum(r["question_count"] for r in runs):
+        raise SystemExit("these runs share questions: merge runs over disjoint question sets")
+    run = {**runs[0], "name": name or runs[0].get("name", ""), "questions": " + ".join(r["questions"] for r in runs),
+           "question_count": sum(r["question_count"] for r in runs),
+           "answerable_count": sum(r["answerable_count"] for r in runs), "merged_from": [str(f) for f in folders]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    with (out / "results.jsonl").open("w", encoding="utf-8") as f:  # a run folder like any other (eval.compare)
+        for folder in folders:
+            f.write((folder / "results.jsonl").read_text(encoding="utf-8"))
+    return write(out, rows, run)
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Merge `rag eval` runs over disjoint questions into one report.")
+    parser.add_argument("runs", type=Path, nargs="+", help="folders written by `rag eval`")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--name", default="", help="the report's title")
+    args = parser.parse_args()
+    merge(args.runs, args.out, args.name)
+    print(f"report: {args.out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
