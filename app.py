@@ -124,7 +124,7 @@ class Streamed:
 def quote_cards(answer: dict, key: str) -> None:
     """Each quote with its file and page, and the page itself with the quote's characters highlighted."""
     if answer["abstained"] and answer["ranked"]:
-        st.caption(f"The closest sentences scored {answer['ranked'][0]['score']:.2f}, under what a quote answer "
+        st.caption(f"The closest sentences scored {answer['ranked'][0]['score']:.2f}, under the 0 a quote answer "
                    "needs; they are below for you to judge.")
     for i, q in enumerate(answer["quotes"] or answer["ranked"]):
         with st.container(border=True):

@@ -1,19 +1,23 @@
-"""Fit the weights and the threshold of quote answers (rag.quotes) on a question set, and say what they give.
+"""Fit the weights, the clause models and the thresholds of quote answers on a question set, and say what they give.
 
     python -m eval.calibrate_quotes ../shared/data/cuad-dev/questions.jsonl --docs ../shared/data/cuad-dev/docs \
-        --index /tmp/cuadidx --out eval/reports/cuad-dev-quotes/calibration
+        --index /tmp/cuadidx --out eval/reports/cuad-dev-quotes/calibration --models rag/clause_models.npz
 
 1. Every question's quote pool (the sources a quote answer chooses from, at the quote budget): each
-   sentence's three signals (cosine to the question, keyword share, 1 / source rank) and whether it
-   matches a gold clause (eval.metrics.quote_matches).
-2. The weights: a grid over KEYWORDS x LEAD, scored by the share of answerable questions whose best
-   sentence matches.
-3. The threshold: the lowest at which unanswerable questions are abstained on ABSTAIN_TARGET of the
-   time (0.60, the issue's target), so that as many answerable questions as possible keep their quote;
-   both numbers are said, and the whole trade-off is tabled.
+   sentence's signals (cosine to the question, keyword share, 1 / source rank, opening), its vector, and
+   whether it matches a gold clause (eval.metrics.quote_matches).
+2. The general weights (KEYWORDS, LEAD, OPENING, IDENTITY): a grid, scored by the share of answerable
+   questions whose best sentence matches, and THRESHOLD for them: the lowest at which unanswerable
+   questions are abstained on ABSTAIN_TARGET of the time (0.65: the issue asks 0.60), so that as many
+   answerable questions as possible keep their quote.
+3. The clause models (rag.clause_models): per question asked of MIN_POSITIVES or more documents, a
+   logistic regression of the sentence vectors, matching sentences and the gold clauses themselves against
+   the rest (of every document, those that have no such clause included). CLAUSE and CLAUSE_THRESHOLD are fitted as in 2 on scores from
+   models that did not see the document (two folds by document), as an unseen contract will be scored.
 
-Fitted on half of the documents and measured on the other half, then the other way round (held-out
-numbers, so the choice is not graded on what chose it); the constants to ship are then fitted on all.
+Everything is fitted on half of the documents and measured on the other half, then the other way round
+(held-out numbers: what chose a constant never grades it); what ships (the constants, printed for
+rag/quotes.py, and the models file) is then fitted on all.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import json
 import pickle
 import random
 import time
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +36,26 @@ import numpy as np
 from eval import metrics as m
 from eval.harness import load_questions
 from rag import quotes
+from rag.clause_models import ClauseModels
 from rag.config import load_settings
+from rag.embeddings import BUNDLED_MODEL
 from rag.errors import RagError
 
 KEYWORD_GRID = [round(0.1 * i, 1) for i in range(0, 11)]  # 0 .. 1
 LEAD_GRID = [0.0, 0.05, 0.1, 0.2, 0.3]
 OPENING_GRID = [0.0, 0.5, 1.0, 2.0, 4.0]
 IDENTITY_GRID = [0.4, 0.5, 0.6, 0.7]
-ABSTAIN_TARGET = 0.60
+CLAUSE_GRID = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]
+ABSTAIN_TARGET = 0.65  # the issue asks 0.60 of unseen contracts: a fit to 0.60 gave 0.58-0.59 held out
+MIN_POSITIVES = 3  # matching sentences a question needs for a clause model
+EVIDENCE_WORDS = 4  # the gold clauses themselves (of this many words or more) are positives too: +1 point top-1
+REGULARIZATION = 1.0  # scikit-learn's C: 0.3 and 3 measured within a point of it
 
 
-def features(questions, engine) -> list[dict]:
-    """Per question: its document, answerable, and per candidate sentence (cosine, share, 1/rank, match)."""
-    rows, started = [], time.monotonic()
+def features(questions, engine) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Per question: its document, answerable, and per candidate sentence its text and signals; and every
+    text's vector (float16, the question's and the sentences')."""
+    rows, vectors, started = [], {}, time.monotonic()
     for n, q in enumerate(questions, 1):
         try:
             context = engine.context(q.question, q.documents or None, quoting=True)
@@ -51,76 +64,194 @@ def features(questions, engine) -> list[dict]:
             continue
         found = quotes.candidates(context.packed.sources, engine.retriever.kb.page_texts)
         texts = [c.text for c in found]
-        vectors = engine.quoter.vectors([q.question, *texts]) if found else np.zeros((1, 1))
+        for text, vector in zip([q.question, *texts], engine.quoter.vectors([q.question, *texts])):
+            vectors.setdefault(text, vector.astype(np.float16))
         rows.append({
             "id": q.id, "doc": ",".join(q.documents), "answerable": q.answerable, "category": q.category,
-            "cosine": (vectors[1:] @ vectors[0]).tolist() if found else [],
-            "share": quotes.keyword_shares(q.question, texts),
-            "lead": [1.0 / c.source.rank for c in found],
-            "opening": [float(quotes.in_opening(c)) for c in found],
+            "question": q.question, "texts": texts, "share": quotes.keyword_shares(q.question, texts),
+            "lead": [1.0 / c.source.rank for c in found], "opening": [float(quotes.in_opening(c)) for c in found],
             "identity": engine.quoter.identity(q.question),
             "match": [m.quote_matches(t, q.evidence) for t in texts] if q.answerable and q.evidence else [],
+            "evidence": list(q.evidence) if q.answerable else [],
         })
         if n % 200 == 0:
             print(f"{n}/{len(questions)} questions, {time.monotonic() - started:.0f} s", flush=True)
-    return rows
+    gold = sorted({e for r in rows for e in r.get("evidence", ()) if e not in vectors})
+    for text, vector in zip(gold, engine.quoter.vectors(gold) if gold else []):
+        vectors[text] = vector.astype(np.float16)
+    return rows, vectors
 
 
 class Pool:
-    """Every question's sentences as padded arrays (questions x sentences), so a grid point costs one pass."""
+    """Every question's sentences as padded arrays (questions x sentences), so a grid point costs one pass.
+    `clause`: each question's clause-model scores of its sentences (None for a question with no model)."""
 
-    def __init__(self, rows: list[dict]):
-        width = max([len(r["cosine"]) for r in rows] + [1])
+    def __init__(self, rows: list[dict], vectors: dict[str, np.ndarray], clause: list[np.ndarray | None] | None = None):
+        width = max([len(r["texts"]) for r in rows] + [1])
+        lengths = np.array([len(r["texts"]) for r in rows])
 
-        def padded(name: str, fill=0.0) -> np.ndarray:
-            out = np.full((len(rows), width), fill, dtype=float)
-            for i, r in enumerate(rows):
-                out[i, :len(r[name])] = r[name]
+        def padded(values: list) -> np.ndarray:
+            out = np.zeros((len(rows), width))
+            for i, v in enumerate(values):
+                out[i, :len(v)] = v
             return out
 
-        self.cosine, self.share, self.lead, self.opening = (padded(n) for n in ("cosine", "share", "lead", "opening"))
-        self.empty = np.array([not r["cosine"] for r in rows])
-        self.absent = np.arange(width)[None, :] >= np.array([len(r["cosine"]) for r in rows])[:, None]
-        self.match = np.zeros((len(rows), width), dtype=bool)
-        for i, r in enumerate(rows):
-            self.match[i, :len(r["match"])] = r["match"]
+        self.cosine = padded([_matrix(r["texts"], vectors) @ vectors[r["question"]].astype(np.float32) if r["texts"]
+                              else [] for r in rows])
+        self.share, self.lead, self.opening = (padded([r[n] for r in rows]) for n in ("share", "lead", "opening"))
+        clause = clause or [None] * len(rows)
+        self.has_clause = np.array([c is not None for c in clause])
+        self.clause = padded([c if c is not None else [] for c in clause])
+        self.empty = lengths == 0
+        self.absent = np.arange(width)[None, :] >= lengths[:, None]
+        self.match = padded([r["match"] for r in rows]).astype(bool)
         self.identity = np.array([r["identity"] for r in rows])
         self.answerable = np.array([r["answerable"] for r in rows])
         self.judged = np.array([bool(r["answerable"] and r["match"]) for r in rows])  # answerable, with evidence
 
-    def best(self, w: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-        """rag.quotes.scores with w = (KEYWORDS, LEAD, OPENING, IDENTITY): each question's best score, and
-        whether that sentence matches a gold clause."""
-        keywords, lead, opening, identity = w
+    def subset(self, keep: np.ndarray) -> Pool:
+        out = object.__new__(Pool)
+        out.__dict__ = {k: v[keep] for k, v in self.__dict__.items()}
+        return out
+
+    def scores(self, w: tuple[float, ...]) -> np.ndarray:
+        """rag.quotes' scores with w = (KEYWORDS, LEAD, OPENING, IDENTITY[, CLAUSE]), -inf where no sentence."""
+        keywords, lead, opening, identity = w[:4]
         about = opening * np.maximum(0.0, self.identity - identity)
         s = self.cosine + keywords * self.share + lead * self.lead + about[:, None] * self.opening
+        if len(w) > 4:
+            s = s + w[4] * self.clause
         s[self.absent] = -np.inf
-        i = s.argmax(axis=1)
-        rows = np.arange(len(i))
-        return np.where(self.empty, -1.0, s[rows, i]), self.match[rows, i] & ~self.empty
+        return s
 
-    def outcomes(self, w) -> list[tuple[float, bool | None]]:
-        best, hit = self.best(w)
+    def best(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From a score matrix: each question's best score, whether its best sentence matches a gold clause, and
+        whether one of its best TOP does."""
+        order = np.argsort(-s, axis=1)[:, :quotes.TOP]
+        rows = np.arange(len(s))[:, None]
+        hits = self.match[rows, order] & ~self.absent[rows, order]
+        return np.where(self.empty, -np.inf, s[rows[:, 0], order[:, 0]]), hits[:, 0], hits.any(axis=1)
+
+    def outcomes(self, s: np.ndarray) -> list[tuple[float, bool | None]]:
+        best, hit, _ = self.best(s)
         return [(float(b), bool(h) if a else None) for b, h, a in zip(best, hit, self.answerable)]
 
-    def top1(self, w) -> float:
-        return float(self.best(w)[1][self.judged].mean()) if self.judged.any() else 0.0
+    def top1(self, s: np.ndarray) -> float:
+        return float(self.best(s)[1][self.judged].mean()) if self.judged.any() else 0.0
+
+    def measured(self, s: np.ndarray, threshold: float = 0.0) -> dict:
+        """top-1 and top-3 (an abstention a miss), abstention accuracy, and top-1/top-3 with no threshold."""
+        best, hit, hit3 = self.best(s)
+        return {**m.quote_tradeoff(self.outcomes(s), threshold), "top3": float((hit3 & (best >= threshold))[
+            self.judged].mean()), "ungated_top1": float(hit[self.judged].mean()),
+            "ungated_top3": float(hit3[self.judged].mean()), "questions": int(len(best))}
 
 
-def fit(pool: Pool) -> dict:
+def _matrix(texts: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:
+    return np.stack([vectors[t] for t in texts]).astype(np.float32)
+
+
+def threshold_for(pool: Pool, s: np.ndarray) -> float:
+    """The lowest threshold at which ABSTAIN_TARGET of the unanswerable questions are abstained on."""
+    results = pool.outcomes(s)
+    finite = [x for x, _ in results if np.isfinite(x)]
+    tradeoffs = [m.quote_tradeoff(results, t) for t in np.quantile(finite, np.linspace(0, 1, 401))]
+    return next((x for x in tradeoffs if x["abstention"] >= ABSTAIN_TARGET), tradeoffs[-1])["threshold"]
+
+
+def fit_general(pool: Pool) -> dict:
     grid = [(k, lead, o, i) for k in KEYWORD_GRID for lead in LEAD_GRID for o in OPENING_GRID
             for i in (IDENTITY_GRID if o else IDENTITY_GRID[:1])]
-    top1, w = max((pool.top1(w), w) for w in grid)
-    results = pool.outcomes(w)
-    thresholds = np.quantile([s for s, _ in results], np.linspace(0, 1, 201))
-    tradeoffs = [m.quote_tradeoff(results, t) for t in thresholds]
-    chosen = next((x for x in tradeoffs if x["abstention"] >= ABSTAIN_TARGET), tradeoffs[-1])
-    return {"keywords": w[0], "lead": w[1], "opening": w[2], "identity": w[3], "threshold": chosen["threshold"],
-            "ungated_top1": top1}
+    w = max(grid, key=lambda w: pool.top1(pool.scores(w)))
+    return {"keywords": w[0], "lead": w[1], "opening": w[2], "identity": w[3],
+            "threshold": threshold_for(pool, pool.scores(w))}
 
 
-def weights(fitted: dict) -> tuple[float, float, float, float]:
+def general(fitted: dict) -> tuple[float, float, float, float]:
     return fitted["keywords"], fitted["lead"], fitted["opening"], fitted["identity"]
+
+
+def margins(pool: Pool, fitted: dict) -> np.ndarray:
+    """Scores as rag.quotes.Quoter says them: each question's over the threshold that applies to it."""
+    w = general(fitted)
+    return np.where(pool.has_clause[:, None], pool.scores((*w, fitted["clause"])) - fitted["clause_threshold"],
+                    pool.scores(w) - fitted["threshold"])
+
+
+def train(rows: list[dict], vectors: dict[str, np.ndarray]) -> ClauseModels:
+    """A logistic regression per question asked of enough documents: its matching sentences and its gold clauses
+    against the rest of the sentences ranked."""
+    from sklearn.linear_model import LogisticRegression
+
+    by_question: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["texts"]:
+            by_question[r["question"]].append(r)
+    asked, names, weights, bias, documents = [], [], [], [], []
+    for question, members in sorted(by_question.items()):
+        gold = [e for r in members for e in r.get("evidence", ()) if len(e.split()) >= EVIDENCE_WORDS]
+        x = np.concatenate([_matrix(r["texts"], vectors) for r in members] + ([_matrix(gold, vectors)] if gold else []))
+        y = np.concatenate([np.array(r["match"] or [False] * len(r["texts"]), dtype=bool) for r in members]
+                           + [np.ones(len(gold), dtype=bool)])
+        if y.sum() < MIN_POSITIVES:
+            continue
+        model = LogisticRegression(C=REGULARIZATION, class_weight="balanced", max_iter=2000).fit(x, y)
+        asked.append(question)
+        names.append(members[0].get("category") or "")
+        weights.append(model.coef_[0])
+        bias.append(model.intercept_[0])
+        documents.append(len({r["doc"] for r in members if any(r["match"])}))
+    dims = len(next(iter(vectors.values())))
+    return ClauseModels(tuple(asked), tuple(names), np.array(weights).reshape(-1, dims), np.array(bias), "",
+                        np.array(documents))
+
+
+def scored_by(models: ClauseModels, rows: list[dict], vectors: dict[str, np.ndarray]) -> list[np.ndarray | None]:
+    """Each question's clause-model scores of its sentences, by the model of that very question (as the
+    calibration questions are asked verbatim), or None."""
+    index = {q: i for i, q in enumerate(models.questions)}
+    return [(_matrix(r["texts"], vectors) @ models.weights[index[r["question"]]] + models.bias[index[r["question"]]])
+            if r["question"] in index and r["texts"] else None for r in rows]
+
+
+def unseen_scores(rows: list[dict], vectors: dict[str, np.ndarray], seed: int) -> list[np.ndarray | None]:
+    """Clause-model scores from models trained on the other half of the documents (so never on their own)."""
+    halves = split(rows, seed)
+    out: list[np.ndarray | None] = [None] * len(rows)
+    for a, b in ((0, 1), (1, 0)):
+        models = train([r for r in rows if r["doc"] in halves[a]], vectors)
+        tested = [i for i, r in enumerate(rows) if r["doc"] in halves[b]]
+        for i, s in zip(tested, scored_by(models, [rows[i] for i in tested], vectors)):
+            out[i] = s
+    return out
+
+
+def fit_clause(pool: Pool, w: tuple[float, float, float, float]) -> dict:
+    """CLAUSE and CLAUSE_THRESHOLD on the questions that have a clause model."""
+    having = pool.subset(pool.has_clause)
+    clause = max(CLAUSE_GRID, key=lambda c: having.top1(having.scores((*w, c))))
+    return {"clause": clause, "clause_threshold": threshold_for(having, having.scores((*w, clause)))}
+
+
+def split(rows: list[dict], seed: int = 0) -> list[set[str]]:
+    documents = sorted({r["doc"] for r in rows})
+    random.Random(seed).shuffle(documents)
+    return [set(documents[::2]), set(documents[1::2])]
+
+
+def fit(rows: list[dict], vectors: dict[str, np.ndarray]) -> dict:
+    """Every constant, fitted on `rows` alone."""
+    fitted = fit_general(Pool(rows, vectors))
+    fitted.update(fit_clause(Pool(rows, vectors, unseen_scores(rows, vectors, seed=1)), general(fitted)))
+    return fitted
+
+
+def measure(rows: list[dict], vectors: dict[str, np.ndarray], fitted: dict, models: ClauseModels) -> dict:
+    """What the fitted constants and models give on `rows`: with clause models where they apply, and without."""
+    pool = Pool(rows, vectors, scored_by(models, rows, vectors))
+    plain = Pool(rows, vectors)
+    return {"with_clause_models": pool.measured(margins(pool, fitted)),
+            "without": plain.measured(margins(plain, fitted)), "covered": float(pool.has_clause.mean())}
 
 
 def main() -> None:
@@ -129,68 +260,95 @@ def main() -> None:
     parser.add_argument("--docs", type=Path)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("eval/reports/cuad-dev-quotes/calibration"))
+    parser.add_argument("--models", type=Path, help="write the clause models fitted on all questions here")
     parser.add_argument("--features", type=Path, help="keep (and reuse) the computed signals in this file")
+    parser.add_argument("--held-out", type=Path, help="write each fold's clause models and the questions they never "
+                        "saw here, to run `rag eval` held out (RAG_CLAUSE_MODELS=DIR/fold-1.npz on DIR/questions-1.jsonl)")
     args = parser.parse_args()
     settings = load_settings({"index_dir": args.index})
-    questions = load_questions(args.questions)
     if args.features and args.features.exists():
-        rows = pickle.loads(args.features.read_bytes())
+        rows, vectors = pickle.loads(args.features.read_bytes())
     else:
-        from rag.backends.openai import RetrievalOnly
-        from rag.engine import Engine
-
-        if args.docs:
-            from rag.indexer import ingest
-
-            ingest(args.docs, settings)
-        engine = Engine(settings, llm=RetrievalOnly())
-        try:
-            rows = features(questions, engine)
-        finally:
-            engine.close()
+        rows, vectors = compute(args, settings)
         if args.features:
-            args.features.write_bytes(pickle.dumps(rows))
+            args.features.write_bytes(pickle.dumps((rows, vectors)))
     rows = [r for r in rows if "error" not in r]
-    documents = sorted({r["doc"] for r in rows})
-    random.Random(0).shuffle(documents)
-    halves = [set(documents[::2]), set(documents[1::2])]
+    embedding = settings.embedding_model or BUNDLED_MODEL
     held_out = []
+    halves = split(rows)
     for a, b in ((0, 1), (1, 0)):
-        fitted = fit(Pool([r for r in rows if r["doc"] in halves[a]]))
-        tested = Pool([r for r in rows if r["doc"] in halves[b]]).outcomes(weights(fitted))
-        held_out.append({**fitted, **m.quote_tradeoff(tested, fitted["threshold"]),
-                         "held_out_ungated": m.quote_tradeoff(tested, -np.inf)["top1"]})
-    pool = Pool(rows)
-    final = fit(pool)
-    results = pool.outcomes(weights(final))
-    curve = [m.quote_tradeoff(results, t) for t in np.quantile([s for s, _ in results], np.linspace(0, 1, 41))]
+        train_rows = [r for r in rows if r["doc"] in halves[a]]
+        fitted = fit(train_rows, vectors)
+        models = train(train_rows, vectors)
+        tested = measure([r for r in rows if r["doc"] in halves[b]], vectors, fitted, models)
+        held_out.append({**fitted, **tested})
+        if args.held_out:
+            args.held_out.mkdir(parents=True, exist_ok=True)
+            replace(models, embedding=embedding).save(args.held_out / f"fold-{a + 1}.npz")
+            unseen = {r["id"] for r in rows if r["doc"] in halves[b]}
+            (args.held_out / f"questions-{a + 1}.jsonl").write_text("".join(
+                line + "\n" for line in args.questions.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["id"] in unseen), encoding="utf-8")
+    final = fit(rows, vectors)
+    models = train(rows, vectors)
+    models = replace(models, embedding=embedding)
+    if args.models:
+        models.save(args.models)
     summary = {"questions": str(args.questions), "date": time.strftime("%Y-%m-%d"), "rows": len(rows),
-               "final": {**final, **m.quote_tradeoff(results, final["threshold"])}, "held_out": held_out,
-               "curve": curve}
+               "final": final, "models": len(models.questions), "held_out": held_out,
+               "curve": curve(rows, vectors, final)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(summary))
     print(render(summary))
 
 
+def compute(args, settings) -> tuple[list[dict], dict[str, np.ndarray]]:
+    from rag.backends.openai import RetrievalOnly
+    from rag.engine import Engine
+
+    if args.docs:
+        from rag.indexer import ingest
+
+        ingest(args.docs, settings)
+    engine = Engine(settings.replace(clause_models="none"), llm=RetrievalOnly())
+    try:
+        return features(load_questions(args.questions), engine)
+    finally:
+        engine.close()
+
+
+def curve(rows: list[dict], vectors: dict[str, np.ndarray], fitted: dict) -> list[dict]:
+    """The trade-off over a shift of every question's threshold, with clause models that never saw the
+    document (two folds)."""
+    pool = Pool(rows, vectors, unseen_scores(rows, vectors, seed=1))
+    results = pool.outcomes(margins(pool, fitted))
+    finite = [x for x, _ in results if np.isfinite(x)]
+    return [m.quote_tradeoff(results, t) for t in np.quantile(finite, np.linspace(0, 1, 41))]
+
+
 def render(s: dict) -> str:
     f = s["final"]
     lines = [
-        "# Quote answers: weights and threshold", "",
+        "# Quote answers: weights, clause models and thresholds", "",
         f"{s['date']}. Questions: `{s['questions']}` ({s['rows']} run). Made by `python -m eval.calibrate_quotes`.", "",
-        f"Fitted on all: KEYWORDS = {f['keywords']}, LEAD = {f['lead']}, OPENING = {f['opening']}, IDENTITY = "
-        f"{f['identity']}, THRESHOLD = {f['threshold']} "
-        f"(rag/quotes.py). At that threshold: answerable top-1 match {f['top1']:.3f}, unanswerable abstention "
-        f"{f['abstention']:.3f}; without a threshold, top-1 {f['ungated_top1']:.3f}.", "",
-        "Held out (fitted on half of the documents, measured on the other half):", "",
-        "| fold | KEYWORDS | LEAD | OPENING | IDENTITY | THRESHOLD | top-1, no threshold | top-1 (abstention = miss) "
-        "| abstention accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {i + 1} | {h['keywords']} | {h['lead']} | {h['opening']} | {h['identity']} | {h['threshold']} | "
-              f"{h['held_out_ungated']:.3f} | {h['top1']:.3f} | {h['abstention']:.3f} |"
-              for i, h in enumerate(s["held_out"])]
-    lines += ["", "The trade-off over the threshold (all questions; precision = answered questions whose top quote "
-              "matches a gold clause, unanswerable ones answered counting as wrong; recall = answerable top-1):", "",
-              "| threshold | precision | recall (top-1) | abstention accuracy |", "|---:|---:|---:|---:|"]
+        f"Fitted on all, for rag/quotes.py: KEYWORDS = {f['keywords']}, LEAD = {f['lead']}, OPENING = {f['opening']}, "
+        f"IDENTITY = {f['identity']}, THRESHOLD = {f['threshold']}; CLAUSE = {f['clause']}, CLAUSE_THRESHOLD = "
+        f"{f['clause_threshold']}; {s['models']} clause models (rag/clause_models.npz).", "",
+        "Held out: fitted (constants and clause models) on half of the documents, measured on the other half. "
+        "An abstention is a miss in top-1 and top-3.", "",
+        "| fold | clause models | questions | top-1 | top-3 | abstention accuracy | top-1, no threshold | "
+        "top-3, no threshold | CLAUSE | CLAUSE_THRESHOLD | THRESHOLD |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for i, h in enumerate(s["held_out"], 1):
+        for label, key in (("with", "with_clause_models"), ("without", "without")):
+            x = h[key]
+            lines.append(f"| {i} | {label} | {x['questions']} | {x['top1']:.3f} | {x['top3']:.3f} | "
+                         f"{x['abstention']:.3f} | {x['ungated_top1']:.3f} | {x['ungated_top3']:.3f} | {h['clause']} | "
+                         f"{h['clause_threshold']} | {h['threshold']} |")
+    lines += ["", "The trade-off over the threshold (all questions, clause models that never saw the document; "
+              "precision = answered questions whose top quote matches a gold clause, unanswerable ones answered "
+              "counting as wrong; recall = answerable top-1; the shift is added to every question's threshold):", "",
+              "| shift | precision | recall (top-1) | abstention accuracy |", "|---:|---:|---:|---:|"]
     lines += [f"| {c['threshold']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['abstention']:.3f} |"
               for c in s["curve"][::4]]
     return "\n".join(lines) + "\n"

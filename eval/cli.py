@@ -105,7 +105,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "question_count": len(questions), "answerable_count": sum(q.answerable for q in questions),
         "orderings": orderings, "budgets": budgets, "judge": judge.describe if judge else "",
         "max_answer_tokens": settings.max_answer_tokens, "answer": "quote" if quoting else "generate",
-        **({"quote_threshold": engine.quoter.threshold} if quoting else {})})
+        **({"quote_threshold": 0.0} if quoting else {})})  # a quote's score is its margin over the threshold
     info.check(args.out)
     err.print(f"[{answering}] {len(questions)} questions x {len(orderings)} orderings x {len(budgets)} budgets"
               + (f" + {len(baselines)} baselines" if baselines else ""), markup=False)

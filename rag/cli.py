@@ -170,7 +170,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(json_safe(answer.to_dict()), indent=2))
         return 0
     if answer.mode == "quote":
-        print_quotes(answer, engine.quoter.threshold)
+        print_quotes(answer)
     else:
         print()
         for c in answer.citations:
@@ -192,12 +192,12 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def print_quotes(answer, threshold: float) -> None:
+def print_quotes(answer) -> None:
     """Each quote on its own lines, with where it stands: file, page and characters of that page."""
     if answer.abstained:
         print("The documents do not appear to say." + (
-            f" The closest sentences score {answer.ranked[0].score:.2f}, under the {threshold:.2f} a quote "
-            "answer needs; they are shown for you to judge:" if answer.ranked else ""))
+            f" The closest sentences score {answer.ranked[0].score:.2f}, under the 0 a quote answer needs; they "
+            "are shown for you to judge:" if answer.ranked else ""))
     for q in answer.quotes or answer.ranked:
         print(f'\n  "{printable(q.shown())}"')
         print(f"      {printable(q.file)}, p. {q.page}, characters {q.start}-{q.end} (score {q.score:.2f})")

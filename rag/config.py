@@ -62,6 +62,7 @@ class Settings:
     answer: str = "auto"  # quote (the best sentences, verbatim) | generate (the model writes) | auto: quote with the
     # small embedded model, generate with a server's
     quote_budget: int = 4096  # tokens of retrieved sources whose sentences a quote answer chooses from
+    clause_models: str = ""  # "" = the bundled ones (rag/clause_models.npz), "none", or a file made by calibrate_quotes
     max_answer_tokens: int = 512  # reserved for the answer
     ordering: str = "golden"  # golden | reverse | sandwich | random
     top_k: int = 0  # hits retrieved; 0 = enough to fill the budget

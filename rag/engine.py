@@ -22,6 +22,7 @@ from rag.errors import PromptTooLongError, RagError
 from rag.backends import LLM, open_llm
 from rag.packing import Hit, Packed, Source, pack, reorder
 from rag.prompts import NOT_FOUND, messages, neutralize, neutralizer
+from rag.clause_models import Clauses
 from rag.quotes import Quote, Quoter, locate, quoted
 from rag.retrieval import Retriever
 from rag.tokens import llama3_tokens
@@ -92,7 +93,9 @@ class Engine:
         self.retriever = retriever or Retriever(settings, kb=kb)
         self._llm = llm  # opened when first needed: quote answers need none
         self._clean, self._clean_for = neutralize, None
-        self.quoter = Quoter(self.retriever.embedder.embed, self.retriever.kb.page_texts)
+        embedder = self.retriever.embedder
+        self.quoter = Quoter(embedder.embed, self.retriever.kb.page_texts,
+                             clauses=Clauses.open(settings.clause_models, embedder.model_id, embedder.embed))
 
     @property
     def llm(self) -> LLM:
@@ -157,7 +160,8 @@ class Engine:
         budget = (budget or self.settings.quote_budget) if quoting else self.budget(question, budget, history)
         k = top_k or self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
         query = f"{history[-1][0]} {question}" if history else question
-        hits = self.retriever.search(query, k, documents).hits
+        clause = self.quoter.clause(question, retrieving=True) if documents else None  # what it finds in them
+        hits = self.retriever.search(query, k, documents, clause).hits
         retrieved = time.perf_counter()
         ordering = ordering or self.settings.ordering
         if quoting:

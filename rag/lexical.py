@@ -54,6 +54,16 @@ class Row(NamedTuple):
     text: str
 
 
+_NOT_ASKED = STOPWORDS | frozenset("what which whom whose please tell give list there".split())
+_LETTERS_AND_DIGITS = re.compile(r"[a-z0-9]+")
+
+
+def stems(text: str) -> set[str]:
+    """Words as a cheap stemmer sees them: lowercase, cut to five letters ("exclusive", "exclusivity"), without
+    the words every question has."""
+    return {w[:5] for w in _LETTERS_AND_DIGITS.findall(text.lower()) if w not in _NOT_ASKED}
+
+
 def content_words(question: str) -> list[str]:
     return list(dict.fromkeys(w for w in _WORD.findall(question.lower()) if w not in STOPWORDS))
 

@@ -11,10 +11,14 @@ Quote answers rank every sentence of the retrieved sources by
           + LEAD / the rank of the source it comes from
           + for a question about the document itself (its name, parties, date: ABOUT_THE_DOCUMENT), a
             bonus for the sentences that open the document
+          + for a question a clause model knows (rag.clause_models: "is there a cap on liability?"),
+            CLAUSE x its score of the sentence as that clause
 
-and answer with the best few; when even the best scores under THRESHOLD, they say that the documents
-don't appear to say. The weights and the threshold were fitted on cuad-dev's questions, and what they
-give is measured there (eval/calibrate_quotes.py; eval/reports/cuad-dev-quotes/).
+and answer with the best few; when even the best scores under THRESHOLD (CLAUSE_THRESHOLD where a clause
+model scored), they say that the documents don't appear to say. A quote's score is said as its margin over
+the threshold that applied, so 0 parts answers from abstentions either way. The weights, the models and the
+thresholds were fitted on cuad-dev's questions, and what they give is measured there on contracts they
+never saw (eval/calibrate_quotes.py; eval/reports/cuad-dev-quotes/).
 """
 
 from __future__ import annotations
@@ -27,14 +31,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.lexical import STOPWORDS
+from rag.clause_models import Clauses
+from rag.lexical import stems
 from rag.packing import Source
 
 # Fitted on cuad-dev (eval/reports/cuad-dev-quotes/calibration.md): the weights that put a matching sentence
-# first most often, and the lowest threshold at which 60% of unanswerable questions are abstained on.
-KEYWORDS = 0.5
+# first most often, and the lowest thresholds at which 65% of unanswerable questions are abstained on.
+KEYWORDS = 0.4
 LEAD = 0.1
-THRESHOLD = 0.59
+THRESHOLD = 0.602
+CLAUSE = 0.2
+CLAUSE_THRESHOLD = 0.428
 TOP = 3  # quotes per answer
 OPENING_CHARS = 1500  # a document's opening: its first page's first characters
 # Questions about the document itself are answered by its opening: how like these a question is decides how
@@ -54,7 +61,6 @@ SHORT_WORDS = 5  # a piece of fewer words joins the sentence after it, unless a 
 _CLAUSE_BREAK = re.compile(r"[;:]\s+|\n")
 _ABBREVIATION = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Nos|Sec|Mr|Mrs|Ms|Dr|St|Jr|Sr|U\.S|vs|etc|e\.g|i\.e|[A-Z])\.$")
 _WORD = re.compile(r"[a-z0-9]+")
-_NOT_ASKED = STOPWORDS | frozenset("what which whom whose please tell give list there".split())
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Quote:
     start: int  # character offsets into the page's stored text
     end: int
     source: int  # the [n] of the source it was cut from
-    score: float
+    score: float  # how far over the threshold (negative: under it); 1.0 for a generated answer's checked quote
 
     def shown(self) -> str:
         """The text on one line, as a person reads it."""
@@ -173,11 +179,6 @@ def in_opening(c: Candidate) -> bool:
     return c.page == 1 and c.source.first == 0 and c.start < OPENING_CHARS
 
 
-def stems(text: str) -> set[str]:
-    """Words as a cheap stemmer sees them: lowercase, cut to five letters ("exclusive", "exclusivity")."""
-    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _NOT_ASKED}
-
-
 def keyword_shares(question: str, sentences: Sequence[str]) -> list[float]:
     """For each sentence, the idf-weighted share of the question's words it holds; idf over `sentences`."""
     asked = stems(question)
@@ -201,8 +202,9 @@ class Quoter:
     vectors of 384 floats are 30 MB)."""
 
     def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], pages: Callable, keep: int = 20_000,
-                 threshold: float = THRESHOLD):
-        self.embed, self.pages, self.keep, self.threshold = embed, pages, keep, threshold
+                 clauses: Clauses | None = None):
+        self.embed, self.pages, self.keep = embed, pages, keep
+        self.clauses = clauses or Clauses(None, embed)
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
@@ -222,15 +224,23 @@ class Quoter:
         vectors = self.vectors([question, *ABOUT_THE_DOCUMENT])
         return float((vectors[1:] @ vectors[0]).max())
 
+    def clause(self, question: str, retrieving: bool = False) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The clause model the question asks for (vectors -> scores), or None (rag.clause_models)."""
+        return self.clauses.scorer(question, self.vectors([question])[0], retrieving)
+
     def quote(self, question: str, sources: Sequence[Source], top: int = TOP) -> Quoted:
         found = candidates(sources, self.pages)
         if not found:
             return Quoted([], abstained=True)
         vectors = self.vectors([question, *(c.text for c in found)])
         cosines = (vectors[1:] @ vectors[0]).tolist()
-        ranked = sorted(zip(scores(cosines, keyword_shares(question, [c.text for c in found]),
-                                   [c.source.rank for c in found], [in_opening(c) for c in found],
-                                   self.identity(question)), range(len(found))), reverse=True)
+        scored = scores(cosines, keyword_shares(question, [c.text for c in found]), [c.source.rank for c in found],
+                        [in_opening(c) for c in found], self.identity(question))
+        clause = self.clause(question)
+        if clause is not None:
+            scored = (np.asarray(scored) + CLAUSE * clause(vectors[1:])).tolist()
+        threshold = THRESHOLD if clause is None else CLAUSE_THRESHOLD
+        ranked = sorted(zip((s - threshold for s in scored), range(len(found))), reverse=True)
         best, seen = [], set()
         for score, i in ranked:
             c = found[i]
@@ -241,7 +251,7 @@ class Quoter:
                               c.source.number, round(score, 4)))
             if len(best) == top:
                 break
-        abstained = best[0].score < self.threshold
+        abstained = best[0].score < 0
         return Quoted([] if abstained else best, best, len(found), abstained)
 
 

@@ -11,7 +11,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 from rag.config import Settings
 from rag.embeddings import Embedder
@@ -74,14 +76,17 @@ class Retriever:
             ids.extend(found)
         return list(dict.fromkeys(ids))
 
-    def search(self, question: str, k: int, documents: Sequence[str] | None = None) -> Retrieved:
-        """The k best chunks for the question, fused from vector and keyword search."""
+    def search(self, question: str, k: int, documents: Sequence[str] | None = None,
+               clause: Callable[[np.ndarray], np.ndarray] | None = None) -> Retrieved:
+        """The k best chunks for the question, fused from vector and keyword search; for a question scoped to
+        documents, also their opening and, given a `clause` model (chunk vectors -> scores, rag.clause_models),
+        their chunks as it ranks them."""
         with self.kb.lock:
             if self.kb.refresh():  # another process wrote: see its vectors; check the stores still agree
                 self.kb.check()
-            return self._search(question, k, documents)
+            return self._search(question, k, documents, clause)
 
-    def _search(self, question: str, k: int, documents: Sequence[str] | None) -> Retrieved:
+    def _search(self, question: str, k: int, documents: Sequence[str] | None, clause) -> Retrieved:
         t0 = time.perf_counter()
         doc_ids = self.scope(documents) if documents else None
         keyword: list[str] = []
@@ -106,6 +111,8 @@ class Retriever:
         rankings = [vector, keyword]
         if doc_ids and self.settings.lead:  # a contract's opening names it, its parties and its date
             rankings.append([chunk_id(d, 0) for d in doc_ids])
+        if doc_ids and clause is not None:
+            rankings.append(self._by_clause(clause, k, doc_ids, hidden))
         fused = fuse(rankings)[:k]
         t2 = time.perf_counter()
         self._paths = {}
@@ -136,6 +143,17 @@ class Retriever:
         result = self.kb.store.collection.query(query_embeddings=self.embedder.embed([question]), n_results=k,
                                              where=where, include=[])
         return result["ids"][0]
+
+    def _by_clause(self, clause, k: int, doc_ids: list[str], hidden: list[str]) -> list[str]:
+        """The documents' k chunks that the clause model scores highest (a contract's few hundred vectors)."""
+        where = {"doc_id": {"$in": doc_ids}}
+        if hidden:
+            where = {"$and": [where, self.kb.store.visible_filter(hidden)]}
+        got = self.kb.store.collection.get(where=where, include=["embeddings"])
+        if not got["ids"]:
+            return []
+        scores = clause(np.asarray(got["embeddings"], dtype=np.float32))
+        return [got["ids"][i] for i in np.argsort(-scores)[:k]]
 
     def _hits(self, ranked: list[tuple[str, float]], rank_from: int = 1) -> list[Hit]:
         rows = self.manifest.lexical.get([cid for cid, _ in ranked])

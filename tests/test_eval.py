@@ -119,6 +119,24 @@ def test_embedded_model_eval_end_to_end(sample_index, tmp_path):
     assert "## Answers" in report and "answer_f1.png" in report
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["backend"].startswith("embedded") and summary["settings"][0]["effective_budget"] <= 2048
+    # an answer without a checkable quote is a miss, not left out: the two modes are scored on the same questions
+    assert all(("quote_top1" in r["metrics"]) == r["answerable"] for r in rows if r["answerable"] and r["metrics"])
+    quoted = tmp_path / "quotes"
+    done = subprocess.run([sys.executable, "-m", "rag.cli", "eval", str(questions), "--index",
+                           str(sample_index.index_dir), "--collection", sample_index.collection, "--out", str(quoted),
+                           "--answer", "quote"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    side = tmp_path / "side"
+    done = subprocess.run([sys.executable, "-m", "eval.compare", str(quoted), str(out), "--out", str(side)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = (side / "report.md").read_text()
+    assert "the 3 every run answered (2 answerable)" in report
+    assert "| metric | quote answers | generated: embedded" in report
+    compared = json.loads((side / "comparison.json").read_text())
+    generated, quotes = compared["columns"][1]["metrics"], compared["columns"][0]["metrics"]
+    assert quotes["quote_top1"]["n"] == generated["quote_top1"]["n"] == 2
+    assert "## Some answers" in report and rows[0]["question"] in report
 
 
 def test_quote_answers_eval_without_a_language_model(sample_index, tmp_path):
@@ -146,6 +164,26 @@ def test_quote_answers_eval_without_a_language_model(sample_index, tmp_path):
     assert "## Quote answers" in report and "quote_pr.png" in report and (out / "quote_pr.png").exists()
     wrong = subprocess.run(args + ["--orderings", "reverse"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert wrong.returncode == 2 and "--orderings does not apply" in wrong.stderr
+    # a held-out evaluation is two runs over disjoint questions (each with its fold's clause models): one report
+    others = tmp_path / "others.jsonl"
+    taken = {q["id"] for q in chosen}
+    rest = [q for q in map(json.loads, QUESTIONS.read_text().splitlines()) if q["id"] not in taken]
+    others.write_text("".join(json.dumps(q) + "\n" for q in rest[:4]))
+    second = tmp_path / "quotes-2"
+    done = subprocess.run(args[:4] + [str(others)] + args[5:9] + ["--out", str(second), "--answer", "quote"], cwd=ROOT,
+                          env={**env, "RAG_CLAUSE_MODELS": "none"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    merged = tmp_path / "merged"
+    done = subprocess.run([sys.executable, "-m", "eval.report", str(out), str(second), "--out", str(merged), "--name",
+                           "held out"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((merged / "summary.json").read_text())
+    assert summary["run"]["question_count"] == 14 and summary["settings"][0]["metrics"]["n"] == 14
+    assert len((merged / "results.jsonl").read_text().splitlines()) == 14
+    assert (merged / "report.md").read_text().startswith("# Evaluation report: held out")
+    again = subprocess.run([sys.executable, "-m", "eval.report", str(out), str(out), "--out", str(tmp_path / "x")],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode != 0 and "share questions" in again.stderr
 
 
 @pytest.mark.slow

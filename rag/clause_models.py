@@ -1,0 +1,121 @@
+"""Clause models: what a sentence of a contract is about, learned from clauses lawyers marked.
+
+The questions a legal team asks of every contract (CUAD's 41: governing law, exclusivity, caps on
+liability ...) each have a linear model over the embedding model's sentence vectors, trained on the
+sentences of cuad-dev's contracts: those that match a clause a lawyer marked for the question, against all
+the others (eval/calibrate_quotes.py fits them, held out by contract; eval/reports/cuad-dev-quotes/). A quote
+answer to such a question, or to one worded much like it, adds the model's score to each sentence's.
+
+The models are a few numbers per question (41 x 385 floats), meaningful only for the embedding model they
+were trained with: for another, none applies and quote answers rank as without them. CUAD is CC BY 4.0
+(The Atticus Project); no text of it is kept here, only the questions and the fitted weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from rag.errors import ConfigError
+from rag.lexical import stems
+
+log = logging.getLogger(__name__)
+
+BUNDLED = Path(__file__).with_name("clause_models.npz")
+# A question this like (cosine) to a trained one is asked as that one. Paraphrases score 0.4-0.8 with MiniLM
+# ("Is there an exclusivity clause?" is nearest to "Competitive Restriction Exception", at 0.39), and so
+# do unrelated questions of the same shape: a question in other words is matched by the clause's name.
+SAME_QUESTION = 0.85
+# A model learned from fewer documents' clauses ranks sentences among others, but does not fetch chunks for
+# retrieval: with 3-5 examples it fetched the wrong ones (held out on cuad-dev: Most Favored Nation 0.57 -> 0.43).
+RETRIEVAL_DOCUMENTS = 8
+NAME_LETTERS = 10  # a name matches inside a question when it is 2+ words or this long ("exclusivity", not "parties")
+
+
+@dataclass(frozen=True)
+class ClauseModels:
+    questions: tuple[str, ...]
+    names: tuple[str, ...]  # the clause each question asks for ("Governing Law", "Rofr/Rofo/Rofn")
+    weights: np.ndarray  # (questions, dimensions)
+    bias: np.ndarray  # (questions,)
+    embedding: str  # the embedding model they were trained with
+    documents: np.ndarray  # (questions,): how many documents held a clause each was trained on
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, questions=np.array(self.questions), names=np.array(self.names), weights=self.weights.astype(np.float32),
+                            bias=self.bias.astype(np.float32), embedding=np.array(self.embedding),
+                            documents=self.documents.astype(np.int32))
+
+    @classmethod
+    def load(cls, path: Path) -> ClauseModels:
+        with np.load(path) as f:
+            return cls(tuple(str(q) for q in f["questions"]), tuple(str(n) for n in f["names"]), f["weights"],
+                       f["bias"], str(f["embedding"]), f["documents"])
+
+
+class Clauses:
+    """The models that apply to an embedding model (`embed`: texts -> unit vectors), with their questions'
+    vectors made once, on first use."""
+
+    def __init__(self, models: ClauseModels | None, embed: Callable[[Sequence[str]], np.ndarray]):
+        self.models, self.embed = models, embed
+        self._questions: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, path: str, embedding: str, embed: Callable[[Sequence[str]], np.ndarray]) -> Clauses:
+        """`path`: a file of models, "" for the bundled ones, "none" for none."""
+        if path == "none":
+            return cls(None, embed)
+        try:
+            models = ClauseModels.load(Path(path) if path else BUNDLED)
+        except (OSError, KeyError, ValueError) as e:
+            raise ConfigError(f"clause_models {path or str(BUNDLED)!r} could not be read ({e}): give a file made by "
+                              "`python -m eval.calibrate_quotes`, or set RAG_CLAUSE_MODELS=none") from e
+        if models.embedding != embedding:
+            log.info("clause models trained with %s do not apply to %s", models.embedding, embedding)
+            return cls(None, embed)
+        return cls(models, embed)
+
+    def scorer(self, question: str, vector: np.ndarray, retrieving: bool = False
+               ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The model of the trained question that `question` (its unit `vector`) asks, as sentence vectors ->
+        scores; None when it asks none of them. Asked: the trained question nearest, if at least SAME_QUESTION
+        alike; else the clause whose name it holds (the longest, "Non-Compete" in "is there a noncompete?").
+        `retrieving`: only a model learned from RETRIEVAL_DOCUMENTS documents or more."""
+        if self.models is None:
+            return None
+        if self._questions is None:
+            self._questions = np.asarray(self.embed(self.models.questions), dtype=np.float32)
+        likeness = self._questions @ vector
+        i = int(likeness.argmax())
+        if likeness[i] < SAME_QUESTION:
+            named = [(len(words), j) for j, name in enumerate(self.models.names) for words in _named(name, question)]
+            if not named:
+                return None
+            i = max(named)[1]
+        if retrieving and self.models.documents[i] < RETRIEVAL_DOCUMENTS:
+            return None
+        w, b = self.models.weights[i], float(self.models.bias[i])
+        return lambda vectors: vectors @ w + b
+
+
+def _named(name: str, question: str) -> list[set[str]]:
+    """The ways the question names the clause ("Governing Law" in "which law governs?", "Non-Compete" in "is
+    there a noncompete?"): each of the name's forms ("Rofr/Rofo/Rofn") whose words are all in the question, or
+    that it spells; a one-word name only if it is NAME_LETTERS long ("parties" is in too many questions)."""
+    found = []
+    for form in name.split("/"):
+        words, letters = stems(form), _letters(form)
+        if not words or (len(words) < 2 and len(letters) < NAME_LETTERS):
+            continue
+        if words <= stems(question) or letters in _letters(question):
+            found.append(words)
+    return found
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
