@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -206,18 +207,20 @@ class Quoter:
         self.embed, self.pages, self.keep = embed, pages, keep
         self.clauses = clauses or Clauses(None, embed)
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the app's sessions share one Engine
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """The texts' unit vectors, one row each."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing:
-            self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32)))
-        rows = [self._vectors[t] for t in texts]
-        for t in texts:
-            self._vectors.move_to_end(t)
-        while len(self._vectors) > self.keep:
-            self._vectors.popitem(last=False)
-        return np.stack(rows)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            if missing:
+                self._vectors.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32)))
+            rows = [self._vectors[t] for t in texts]
+            for t in texts:
+                self._vectors.move_to_end(t)
+            while len(self._vectors) > self.keep:
+                self._vectors.popitem(last=False)
+            return np.stack(rows)
 
     def identity(self, question: str) -> float:
         """How much the question asks about the document itself: its cosine to the nearest ABOUT_THE_DOCUMENT."""

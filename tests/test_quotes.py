@@ -132,3 +132,17 @@ def test_a_generated_answer_s_citations_are_checked_against_its_sources(sample_i
     assert f"[{other}] {NETGEAR}" in printed.stdout and "NOT VERIFIED: its quoted words are not in this source" \
         in printed.stdout
     assert f"(p. {quote.page}, characters {quote.start}-{quote.end})" in printed.stdout
+
+
+def test_one_quoter_serves_several_threads_while_its_cache_evicts(engine):
+    """The app's sessions share one Engine: questions at once, with a cache too small for them, all answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.quoter.keep = 40  # every question pushes out what the others just embedded
+    questions = ["Which state's law governs the agreement?", "Who are the parties?", "How can it be terminated?",
+                 "What is the term of the agreement?"] * 2
+    contexts = [engine.context(q, [NETGEAR], quoting=True) for q in questions]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(engine.quoted, contexts))
+    assert all(a.ranked for a in answers) and len(engine.quoter._vectors) <= 40
+    assert "laws of the State of California" in answers[0].ranked[0].shown()
