@@ -1,10 +1,11 @@
 """Clause models: what a sentence of a contract is about, learned from clauses lawyers marked.
 
 The questions a legal team asks of every contract (CUAD's 41: governing law, exclusivity, caps on
-liability ...) each have a linear model over the embedding model's sentence vectors, trained on the
-sentences of cuad-dev's contracts: those that match a clause a lawyer marked for the question, against all
-the others (eval/calibrate_quotes.py fits them, held out by contract; eval/reports/cuad-dev-quotes/). A quote
-answer to such a question, or to one worded much like it, adds the model's score to each sentence's.
+liability ...) each have a linear model over the embedding model's sentence vectors, trained on cuad-dev's
+contracts: the clauses lawyers marked for the question and the sentences that match them, against all the
+other sentences ranked (eval/calibrate_quotes.py fits them, held out by contract; eval/reports/cuad-dev-quotes/).
+A quote answer to such a question, or to one that names the clause, adds the model's score to each
+sentence's; a question about named documents also has their chunks ranked by it (rag.retrieval).
 
 The models are a few numbers per question (41 x 385 floats), meaningful only for the embedding model they
 were trained with: for another, none applies and quote answers rank as without them. CUAD is CC BY 4.0
@@ -46,9 +47,9 @@ class ClauseModels:
     documents: np.ndarray  # (questions,): how many documents held a clause each was trained on
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, questions=np.array(self.questions), names=np.array(self.names), weights=self.weights.astype(np.float32),
-                            bias=self.bias.astype(np.float32), embedding=np.array(self.embedding),
-                            documents=self.documents.astype(np.int32))
+        np.savez_compressed(path, questions=np.array(self.questions), names=np.array(self.names),
+                            weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
+                            embedding=np.array(self.embedding), documents=self.documents.astype(np.int32))
 
     @classmethod
     def load(cls, path: Path) -> ClauseModels:
