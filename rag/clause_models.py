@@ -54,13 +54,18 @@ class ClauseModels:
     @classmethod
     def load(cls, path: Path) -> ClauseModels:
         with np.load(path) as f:
-            return cls(tuple(str(q) for q in f["questions"]), tuple(str(n) for n in f["names"]), f["weights"],
-                       f["bias"], str(f["embedding"]), f["documents"])
+            models = cls(tuple(str(q) for q in f["questions"]), tuple(str(n) for n in f["names"]), f["weights"],
+                         f["bias"], str(f["embedding"]), f["documents"])
+        n = len(models.questions)
+        if models.weights.ndim != 2 or not n == len(models.names) == len(models.weights) == len(models.bias) == len(
+                models.documents):
+            raise ValueError(f"{n} questions but {models.weights.shape} weights, {len(models.bias)} biases")
+        return models
 
 
 class Clauses:
     """The models that apply to an embedding model (`embed`: texts -> unit vectors), with their questions'
-    vectors made once, on first use."""
+    vectors made once."""
 
     def __init__(self, models: ClauseModels | None, embed: Callable[[Sequence[str]], np.ndarray]):
         self.models, self.embed = models, embed
@@ -81,6 +86,17 @@ class Clauses:
             return cls(None, embed)
         return cls(models, embed)
 
+    def questions(self) -> np.ndarray:
+        """The trained questions' vectors, made on first use (not at start-up: that would load the model)."""
+        if self._questions is None:
+            vectors = np.asarray(self.embed(self.models.questions), dtype=np.float32)
+            if vectors.shape[1] != self.models.weights.shape[1]:
+                raise ConfigError(f"the clause models weigh {self.models.weights.shape[1]} dimensions and the "
+                                  f"embedding model makes {vectors.shape[1]}: refit them with `python -m "
+                                  "eval.calibrate_quotes`, or set RAG_CLAUSE_MODELS=none")
+            self._questions = vectors
+        return self._questions
+
     def scorer(self, question: str, vector: np.ndarray, retrieving: bool = False
                ) -> Callable[[np.ndarray], np.ndarray] | None:
         """The model of the trained question that `question` (its unit `vector`) asks, as sentence vectors ->
@@ -89,9 +105,7 @@ class Clauses:
         `retrieving`: only a model learned from RETRIEVAL_DOCUMENTS documents or more."""
         if self.models is None:
             return None
-        if self._questions is None:
-            self._questions = np.asarray(self.embed(self.models.questions), dtype=np.float32)
-        likeness = self._questions @ vector
+        likeness = self.questions() @ vector
         i = int(likeness.argmax())
         if likeness[i] < SAME_QUESTION:
             named = [(len(words), j) for j, name in enumerate(self.models.names) for words in _named(name, question)]

@@ -229,6 +229,8 @@ class Quoter:
 
     def clause(self, question: str, retrieving: bool = False) -> Callable[[np.ndarray], np.ndarray] | None:
         """The clause model the question asks for (vectors -> scores), or None (rag.clause_models)."""
+        if self.clauses.models is None:
+            return None  # nothing to ask: the question need not be embedded for it
         return self.clauses.scorer(question, self.vectors([question])[0], retrieving)
 
     def quote(self, question: str, sources: Sequence[Source], top: int = TOP) -> Quoted:

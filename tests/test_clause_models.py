@@ -70,6 +70,15 @@ def test_models_apply_only_to_the_embedding_model_they_were_trained_with(tmp_pat
     broken.write_bytes(b"not numpy")
     with pytest.raises(ConfigError, match="RAG_CLAUSE_MODELS=none"):
         Clauses.open(str(broken), BUNDLED_MODEL, embedder.embed)
+    uneven = tmp_path / "uneven.npz"  # a file that says it is for this model, with rows missing
+    replace(models, bias=models.bias[:3]).save(uneven)
+    with pytest.raises(ConfigError, match="3 biases"):
+        Clauses.open(str(uneven), BUNDLED_MODEL, embedder.embed)
+    narrow = tmp_path / "narrow.npz"  # weights of another width, under this model's name
+    replace(models, weights=models.weights[:, :100]).save(narrow)
+    clauses = Clauses.open(str(narrow), BUNDLED_MODEL, embedder.embed)
+    with pytest.raises(ConfigError, match="100 dimensions and the embedding model makes 384"):
+        clauses.scorer("Is there a non-compete?", np.zeros(384, dtype=np.float32))
 
 
 def test_a_scoped_search_also_ranks_the_document_by_the_clause_model(sample_index, embedder):
