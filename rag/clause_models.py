@@ -5,7 +5,8 @@ liability ...) each have a linear model over the embedding model's sentence vect
 contracts: the clauses lawyers marked for the question and the sentences that match them, against all the
 other sentences ranked (eval/calibrate_quotes.py fits them, held out by contract; eval/reports/cuad-dev-quotes/).
 A quote answer to such a question, or to one that names the clause, adds the model's score to each
-sentence's; a question about named documents also has their chunks ranked by it (rag.retrieval).
+sentence's; a question about named documents also has their chunks ranked by it, and searched for the words
+its clauses use that other sentences rarely do ("favorable" for Most Favored Nation: rag.retrieval).
 
 The models are a few numbers per question (41 x 385 floats), meaningful only for the embedding model they
 were trained with: for another, none applies and quote answers rank as without them. CUAD is CC BY 4.0
@@ -45,22 +46,45 @@ class ClauseModels:
     bias: np.ndarray  # (questions,)
     embedding: str  # the embedding model they were trained with
     documents: np.ndarray  # (questions,): how many documents held a clause each was trained on
+    keywords: tuple[str, ...] = ()  # per question: words its clauses use and other sentences rarely do
 
     def save(self, path: Path) -> None:
         np.savez_compressed(path, questions=np.array(self.questions), names=np.array(self.names),
                             weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
-                            embedding=np.array(self.embedding), documents=self.documents.astype(np.int32))
+                            embedding=np.array(self.embedding), documents=self.documents.astype(np.int32),
+                            keywords=np.array(self.keywords or ("",) * len(self.questions)))
 
     @classmethod
     def load(cls, path: Path) -> ClauseModels:
         with np.load(path) as f:
+            n = len(f["questions"])
+            keywords = tuple(str(k) for k in f["keywords"]) if "keywords" in f.files else ("",) * n  # older files
             models = cls(tuple(str(q) for q in f["questions"]), tuple(str(n) for n in f["names"]), f["weights"],
-                         f["bias"], str(f["embedding"]), f["documents"])
-        n = len(models.questions)
+                         f["bias"], str(f["embedding"]), f["documents"], keywords)
         if models.weights.ndim != 2 or not n == len(models.names) == len(models.weights) == len(models.bias) == len(
-                models.documents):
+                models.documents) == len(models.keywords):
             raise ValueError(f"{n} questions but {models.weights.shape} weights, {len(models.bias)} biases")
         return models
+
+
+@dataclass(frozen=True)
+class Clause:
+    """The model of one trained question."""
+
+    name: str
+    weights: np.ndarray
+    bias: float
+    keywords: str
+    documents: int
+
+    def score(self, vectors: np.ndarray) -> np.ndarray:
+        """Sentence (or chunk) vectors -> how much each reads as this clause."""
+        return vectors @ self.weights + self.bias
+
+    @property
+    def retrieving(self) -> bool:
+        """Whether it ranks chunks for retrieval: only a model learned from RETRIEVAL_DOCUMENTS or more."""
+        return self.documents >= RETRIEVAL_DOCUMENTS
 
 
 class Clauses:
@@ -97,12 +121,10 @@ class Clauses:
             self._questions = vectors
         return self._questions
 
-    def scorer(self, question: str, vector: np.ndarray, retrieving: bool = False
-               ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The model of the trained question that `question` (its unit `vector`) asks, as sentence vectors ->
-        scores; None when it asks none of them. Asked: the trained question nearest, if at least SAME_QUESTION
-        alike; else the clause whose name it holds (the longest, "Non-Compete" in "is there a noncompete?").
-        `retrieving`: only a model learned from RETRIEVAL_DOCUMENTS documents or more."""
+    def find(self, question: str, vector: np.ndarray) -> Clause | None:
+        """The model of the trained question that `question` (its unit `vector`) asks, or None when it asks none
+        of them. Asked: the trained question nearest, if at least SAME_QUESTION alike; else the clause whose
+        name it holds (the longest, "Non-Compete" in "is there a noncompete?")."""
         if self.models is None:
             return None
         likeness = self.questions() @ vector
@@ -112,10 +134,9 @@ class Clauses:
             if not named:
                 return None
             i = max(named)[1]
-        if retrieving and self.models.documents[i] < RETRIEVAL_DOCUMENTS:
-            return None
-        w, b = self.models.weights[i], float(self.models.bias[i])
-        return lambda vectors: vectors @ w + b
+        m = self.models
+        return Clause(m.names[i], m.weights[i], float(m.bias[i]), m.keywords[i] if m.keywords else "",
+                      int(m.documents[i]))
 
 
 def _named(name: str, question: str) -> list[set[str]]:

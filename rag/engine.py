@@ -160,7 +160,7 @@ class Engine:
         budget = (budget or self.settings.quote_budget) if quoting else self.budget(question, budget, history)
         k = top_k or self.settings.top_k or max(10, budget // TOKENS_PER_CHUNK)
         query = f"{history[-1][0]} {question}" if history else question
-        clause = self.quoter.clause(question, retrieving=True) if documents else None  # what it finds in them
+        clause = self.quoter.clause(question) if documents else None  # what it finds in them
         hits = self.retriever.search(query, k, documents, clause).hits
         retrieved = time.perf_counter()
         ordering = ordering or self.settings.ordering

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.clause_models import Clauses
+from rag.clause_models import Clause, Clauses
 from rag.lexical import stems
 from rag.packing import Source
 
@@ -227,11 +227,11 @@ class Quoter:
         vectors = self.vectors([question, *ABOUT_THE_DOCUMENT])
         return float((vectors[1:] @ vectors[0]).max())
 
-    def clause(self, question: str, retrieving: bool = False) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The clause model the question asks for (vectors -> scores), or None (rag.clause_models)."""
+    def clause(self, question: str) -> Clause | None:
+        """The clause model the question asks for, or None (rag.clause_models)."""
         if self.clauses.models is None:
             return None  # nothing to ask: the question need not be embedded for it
-        return self.clauses.scorer(question, self.vectors([question])[0], retrieving)
+        return self.clauses.find(question, self.vectors([question])[0])
 
     def quote(self, question: str, sources: Sequence[Source], top: int = TOP) -> Quoted:
         found = candidates(sources, self.pages)
@@ -243,7 +243,7 @@ class Quoter:
                         [in_opening(c) for c in found], self.identity(question))
         clause = self.clause(question)
         if clause is not None:
-            scored = (np.asarray(scored) + CLAUSE * clause(vectors[1:])).tolist()
+            scored = (np.asarray(scored) + CLAUSE * clause.score(vectors[1:])).tolist()
         threshold = THRESHOLD if clause is None else CLAUSE_THRESHOLD
         ranked = sorted(zip((s - threshold for s in scored), range(len(found))), reverse=True)
         best, seen = [], set()

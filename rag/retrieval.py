@@ -11,10 +11,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from rag.clause_models import Clause
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import UnknownDocumentError
@@ -77,10 +78,10 @@ class Retriever:
         return list(dict.fromkeys(ids))
 
     def search(self, question: str, k: int, documents: Sequence[str] | None = None,
-               clause: Callable[[np.ndarray], np.ndarray] | None = None) -> Retrieved:
+               clause: Clause | None = None) -> Retrieved:
         """The k best chunks for the question, fused from vector and keyword search; for a question scoped to
-        documents, also their opening and, given a `clause` model (chunk vectors -> scores, rag.clause_models),
-        their chunks as it ranks them."""
+        documents, also their opening and, given the `clause` model it asks (rag.clause_models), their chunks
+        that hold its keywords and, for a model learned from enough contracts, their chunks as it ranks them."""
         with self.kb.lock:
             if self.kb.refresh():  # another process wrote: see its vectors; check the stores still agree
                 self.kb.check()
@@ -112,7 +113,10 @@ class Retriever:
         if doc_ids and self.settings.lead:  # a contract's opening names it, its parties and its date
             rankings.append([chunk_id(d, 0) for d in doc_ids])
         if doc_ids and clause is not None:
-            rankings.append(self._by_clause(clause, k, doc_ids, hidden))
+            if clause.keywords:
+                rankings.append([cid for cid, _ in self.manifest.lexical.search(clause.keywords, k, doc_ids)])
+            if clause.retrieving:
+                rankings.append(self._by_clause(clause, k, doc_ids, hidden))
         fused = fuse(rankings)[:k]
         t2 = time.perf_counter()
         self._paths = {}
@@ -152,7 +156,7 @@ class Retriever:
         got = self.kb.store.collection.get(where=where, include=["embeddings"])
         if not got["ids"]:
             return []
-        scores = clause(np.asarray(got["embeddings"], dtype=np.float32))
+        scores = clause.score(np.asarray(got["embeddings"], dtype=np.float32))
         return [got["ids"][i] for i in np.argsort(-scores)[:k]]
 
     def _hits(self, ranked: list[tuple[str, float]], rank_from: int = 1) -> list[Hit]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag.backends.openai import RetrievalOnly
-from rag.clause_models import BUNDLED, RETRIEVAL_DOCUMENTS, ClauseModels, Clauses
+from rag.clause_models import BUNDLED, RETRIEVAL_DOCUMENTS, Clause, ClauseModels, Clauses
 from rag.embeddings import BUNDLED_MODEL
 from rag.engine import Engine
 from rag.errors import ConfigError
@@ -36,12 +36,8 @@ def test_the_bundled_models_answer_the_questions_they_were_trained_on_and_those_
     assert models.embedding == BUNDLED_MODEL and models.weights.shape[1] == 384
 
     def asked(question):
-        scorer = clauses.scorer(question, np.asarray(embedder.embed([question])[0]))
-        if scorer is None:
-            return None
-        probe = np.eye(384, dtype=np.float32)  # the model's weights, read back through its own scorer
-        weights = scorer(probe) - scorer(np.zeros((1, 384), dtype=np.float32))[0]
-        return models.names[int(np.argmin(np.abs(models.weights - weights).sum(axis=1)))]
+        clause = clauses.find(question, np.asarray(embedder.embed([question])[0]))
+        return None if clause is None else clause.name
 
     assert asked(GOVERNING_LAW) == "Governing Law" and asked(NON_COMPETE) == "Non-Compete"
     assert asked("Is there a non-compete clause?") == "Non-Compete"  # named, in other words (cosine 0.66)
@@ -54,9 +50,12 @@ def test_the_bundled_models_answer_the_questions_they_were_trained_on_and_those_
              "services provided?")
     vector = np.asarray(embedder.embed([price])[0])
     assert models.documents[models.names.index("Price Restrictions")] < RETRIEVAL_DOCUMENTS
-    assert clauses.scorer(price, vector) is not None and clauses.scorer(price, vector, retrieving=True) is None
+    assert not clauses.find(price, vector).retrieving  # learned from too few contracts to fetch chunks
     vector = np.asarray(embedder.embed([GOVERNING_LAW])[0])
-    assert clauses.scorer(GOVERNING_LAW, vector, retrieving=True) is not None  # learned from 82 contracts
+    law = clauses.find(GOVERNING_LAW, vector)
+    assert law.retrieving and {"governed", "laws"} <= set(law.keywords.split())  # learned from 82 contracts
+    probe = np.eye(384, dtype=np.float32)  # the model's weights, read back through its score
+    assert np.allclose(law.score(probe) - law.bias, models.weights[models.names.index("Governing Law")], atol=1e-6)
     assert asked("Can the parties meet on Fridays?") is None  # "parties": too common a word to name a clause
 
 
@@ -78,21 +77,29 @@ def test_models_apply_only_to_the_embedding_model_they_were_trained_with(tmp_pat
     replace(models, weights=models.weights[:, :100]).save(narrow)
     clauses = Clauses.open(str(narrow), BUNDLED_MODEL, embedder.embed)
     with pytest.raises(ConfigError, match="100 dimensions and the embedding model makes 384"):
-        clauses.scorer("Is there a non-compete?", np.zeros(384, dtype=np.float32))
+        clauses.find("Is there a non-compete?", np.zeros(384, dtype=np.float32))
 
 
-def test_a_scoped_search_also_ranks_the_document_by_the_clause_model(sample_index, embedder):
-    """A chunk no words of the question find comes up when the clause model ranks it first."""
+def test_a_scoped_search_also_finds_the_chunks_the_clause_model_ranks_first_or_its_keywords_find(sample_index,
+                                                                                                 embedder):
+    """A chunk no words of the question find comes up when the clause model ranks it first, or (for a model
+    learned from too few contracts to rank chunks) when it holds the model's keywords."""
     retriever = Retriever(sample_index, embedder)
     try:
         question = "Which state's law governs the agreement?"
         plain = retriever.search(question, 5, [NETGEAR]).hits
         doc = plain[0].doc_id
-        got = retriever.kb.store.collection.get(where={"doc_id": doc}, include=["embeddings"])
+        got = retriever.kb.store.collection.get(where={"doc_id": doc}, include=["embeddings", "documents"])
         far = [cid for cid in got["ids"] if cid not in {h.chunk_id for h in plain}]
         target = np.asarray(got["embeddings"][got["ids"].index(far[-1])], dtype=np.float32)
-        ranked = retriever.search(question, 5, [NETGEAR], clause=lambda vectors: vectors @ target).hits
+        ranked = retriever.search(question, 5, [NETGEAR], Clause("probe", target, 0.0, "", RETRIEVAL_DOCUMENTS)).hits
         assert far[-1] in {h.chunk_id for h in ranked} and all(doc_of(h.chunk_id) == doc for h in ranked)
+        weak = Clause("probe", target, 0.0, "", RETRIEVAL_DOCUMENTS - 1)  # ranks sentences, fetches no chunks
+        assert far[-1] not in {h.chunk_id for h in retriever.search(question, 5, [NETGEAR], weak).hits}
+        text = got["documents"][got["ids"].index(far[0])]
+        words = [w for w in dict.fromkeys(text.lower().split()) if w.isalpha() and len(w) > 6][:4]
+        found = retriever.search(question, 5, [NETGEAR], replace(weak, keywords=" ".join(words))).hits
+        assert far[0] in {h.chunk_id for h in found}, words
     finally:
         retriever.close()
 
