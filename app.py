@@ -121,6 +121,9 @@ class Streamed:
             yield piece
 
 
+OCR_NOTE = "scanned page, read by OCR: check the words against the page image (they are not marked on it)"
+
+
 def quote_cards(answer: dict, key: str) -> None:
     """Each quote with its file and page, and the page itself with the quote's characters highlighted."""
     if answer["abstained"] and answer["ranked"]:
@@ -128,8 +131,9 @@ def quote_cards(answer: dict, key: str) -> None:
                    "needs; they are below for you to judge.")
     for i, q in enumerate(answer["quotes"] or answer["ranked"]):
         with st.container(border=True):
-            st.markdown(f"**{inert(q['file'])}, p. {q['page']}** · characters {q['start']}-{q['end']} · score "
-                        f"{q['score']:.2f}")
+            place = inert(q["section"]) if q.get("section") else f"p. {q['page']}"
+            st.markdown(f"**{inert(q['file'])}, {place}** · characters {q['start']}-{q['end']} · score "
+                        f"{q['score']:.2f}" + (f" · {OCR_NOTE}" if q.get("ocr") else ""))
             st.markdown(f"<div class='passage'>{inert(' '.join(q['text'].split()))}</div>", unsafe_allow_html=True)
             if q["path"].lower().endswith(".pdf") and st.toggle(f"Show page {q['page']}", key=f"{key}-quote-{i}"):
                 try:
@@ -147,13 +151,16 @@ def source_cards(answer: dict, key: str) -> None:
     for c in cited:
         with st.container(border=True):
             how = " · matched by its words (the model cited nothing)" if c["inferred"] else ""
-            st.markdown(f"**\\[{c['number']}\\] {inert(c['file'])}, {pages_label(c['page_start'], c['page_end'])}**{how}")
+            how += f" · {OCR_NOTE}" if c.get("ocr") else ""
+            place = inert(c["section"]) if c.get("section") else pages_label(c["page_start"], c["page_end"])
+            st.markdown(f"**\\[{c['number']}\\] {inert(c['file'])}, {place}**{how}")
             if c["verified"] is False:
                 say(st.warning, f"Not verified: the words the answer quotes from [{c['number']}] are not in it "
                                 f"(\"{c['quoted']}\"). Read the source before relying on this.")
             quotes = [q for q in answer["quotes"] if q["source"] == c["number"]]
             for q in quotes:
-                st.markdown(f"<div class='passage'>\u201c{inert(' '.join(q['text'].split()))}\u201d, p. {q['page']}"
+                place = inert(q["section"]) if q.get("section") else f"p. {q['page']}"
+                st.markdown(f"<div class='passage'>\u201c{inert(' '.join(q['text'].split()))}\u201d, {place}"
                             "</div>", unsafe_allow_html=True)
             st.markdown(f"<div class='passage'>{highlight_html(c['passage'], words)}</div>", unsafe_allow_html=True)
             if c["path"].lower().endswith(".pdf"):
@@ -170,7 +177,8 @@ def source_cards(answer: dict, key: str) -> None:
     if others:
         with st.expander(f"{len(others)} more sources in the prompt ({answer['prompt_tokens']} prompt tokens)"):
             for s in others:
-                st.markdown(f"\\[{s['number']}\\] {inert(s['file'])}, {pages_label(s['page_start'], s['page_end'])} "
+                place = inert(s["section"]) if s.get("section") else pages_label(s["page_start"], s["page_end"])
+                st.markdown(f"\\[{s['number']}\\] {inert(s['file'])}, {place} "
                             f"· rank {s['rank']} · {s['tokens']} tokens")
 
 
@@ -282,6 +290,9 @@ def run_ingest(s: Settings, target: Path) -> None:
     def on_event(kind: str, data: dict) -> None:
         if kind == "planned":
             seen["work"] = data["work"]
+        elif kind == "reading" and seen["work"]:  # the file being parsed: its pages, its OCR
+            bar.progress(min(1.0, seen["done"] / seen["work"]),
+                         text=inert(f"{shown(Path(data['path']).name)}: {data['where']}"))
         elif kind == "file" and seen["work"]:
             seen["done"] += 1
             bar.progress(min(1.0, seen["done"] / seen["work"]), text=inert(shown(Path(data["report"].path).name)))

@@ -197,8 +197,9 @@ def retrieval_metrics(q: Question, context: Context) -> dict:
         return {}
     ranked = [h.text for h in context.hits]
     found = {f"recall_at_{k}": m.evidence_recall(q.evidence, ranked[:k]) for k in RECALL_AT}
-    return {**found, "mrr": m.reciprocal_rank(q.evidence, ranked),
-            "evidence_recall": m.evidence_recall(q.evidence, [s.text for s in context.packed.sources])}
+    packed = [s.text for s in context.packed.sources]
+    return {**found, "mrr": m.reciprocal_rank(q.evidence, ranked), "evidence_recall": m.evidence_recall(q.evidence, packed),
+            "evidence_words": m.evidence_words(q.evidence, packed)}
 
 
 def position_metrics(q: Question, texts: Sequence[str], tokens: Sequence[int]) -> dict:
@@ -262,18 +263,20 @@ def our_row(q: Question, budget: int, context: Context, answer: Answer | None, s
         metrics.update(quote_metrics(q, answer, engine.retriever.kb.page_texts))  # no checkable quote: a miss
         if answer.mode == "quote" or answer.quotes:
             row.update(quotes=[{"text": x.text, "file": x.file, "page": x.page, "start": x.start, "end": x.end,
-                                "score": x.score} for x in answer.quotes],
+                                "score": x.score, **({"section": x.section} if x.section else {}),
+                                **({"ocr": True} if x.ocr else {})} for x in answer.quotes],
                        abstained=answer.abstained,
                        ranked=[{"score": x.score, "match": m.quote_matches(x.text, q.evidence) if q.evidence else None}
                                for x in answer.ranked])  # whatever their score: the threshold's trade-off
         row.update(answer=answer.text, backend=answer.backend, citations=[
             {"number": c.number, "file": c.file, "page_start": c.page_start, "page_end": c.page_end,
+             **({"section": c.section} if c.section else {}), **({"ocr": True} if c.ocr else {}),
              "inferred": c.inferred, "verified": c.verified,
              "holds_evidence": m.holds_evidence(q.evidence, c.passage) if q.evidence else None}
             for c in answer.citations])
     row.update(effective_budget=context.budget, metrics=metrics, seconds=seconds, context=[
         {"number": s.number, "rank": s.rank, "source": s.file, "page": s.page_start, "page_end": s.page_end,
-         "tokens": s.tokens, "text": s.text} for s in sources])
+         **({"section": s.section} if s.section else {}), "tokens": s.tokens, "text": s.text} for s in sources])
     return row
 
 
@@ -285,7 +288,8 @@ def baseline_row(q: Question, baseline, budget: int) -> dict:
     if q.answerable and q.evidence:
         metrics.update({f"recall_at_{k}": m.evidence_recall(q.evidence, ranked[:k]) for k in RECALL_AT})
         metrics.update(mrr=m.reciprocal_rank(q.evidence, ranked),
-                       evidence_recall=m.evidence_recall(q.evidence, [n.text for n in packed]))
+                       evidence_recall=m.evidence_recall(q.evidence, [n.text for n in packed]),
+                       evidence_words=m.evidence_words(q.evidence, [n.text for n in packed]))
     row = base_row(q, baseline.name, "golden", budget)
     row.update(effective_budget=budget, metrics=metrics, seconds={"retrieve_and_pack": seconds}, context=[
         {"number": i, "rank": i, "source": n.file, "page": n.page, "tokens": n.tokens, "text": n.text}
@@ -295,7 +299,7 @@ def baseline_row(q: Question, baseline, budget: int) -> dict:
 
 def error_row(q: Question, ordering: str, budget: int, e: RagError) -> dict:
     """A question that could not be run: its error, and a miss in every retrieval metric it would have had."""
-    missed = {"evidence_recall": 0.0, "evidence_found": 0.0, "mrr": 0.0,
+    missed = {"evidence_recall": 0.0, "evidence_words": 0.0, "evidence_found": 0.0, "mrr": 0.0,
               **{f"recall_at_{k}": 0.0 for k in RECALL_AT}} if q.answerable and q.evidence else {}
     return {**base_row(q, OURS, ordering, budget), "error": str(e), "error_type": type(e).__name__,
             "metrics": {"error": 1.0, **missed}, "seconds": {}, "context": []}

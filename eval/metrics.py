@@ -23,6 +23,9 @@ _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’")
 METRIC_DEFINITIONS = {
     "evidence_recall": "Share of the gold evidence's characters (letters and digits only, lowercased) inside the "
                        "packed sources, matched by 60-character windows. Answerable questions only.",
+    "evidence_words": "Share of the gold evidence's word trigrams (consecutive words, lowercase letters and digits) "
+                      "found in the packed sources: an OCR slip costs only the trigrams it touches. Answerable "
+                      "questions only.",
     "evidence_found": "Share of answerable questions with any gold evidence window inside the packed sources.",
     "first_evidence_source": "Position (1 = first in the prompt) of the first packed source holding gold "
                              "evidence; mean over questions where one does.",
@@ -86,6 +89,24 @@ def evidence_recall(evidence: Sequence[str], texts: Iterable[str]) -> float | No
         covered += sum(hit)
         total += len(piece)
     return covered / total
+
+
+def trigrams(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    """The text's runs of `n` consecutive words (lowercase letters and digits)."""
+    words = _NOT_ALNUM.sub(" ", text.lower()).split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def evidence_words(evidence: Sequence[str], texts: Iterable[str]) -> float | None:
+    """Share of the evidence's word trigrams (of each piece; a piece of one or two words is its own run) found
+    among the runs of words of `texts`."""
+    wanted = set().union(*(trigrams(e, min(3, len(_NOT_ALNUM.sub(" ", e.lower()).split()))) for e in evidence
+                           if _NOT_ALNUM.sub("", e.lower())))
+    if not wanted:
+        return None
+    texts = list(texts)
+    have = set().union(*(trigrams(t, n) for t in texts for n in {len(w) for w in wanted}))
+    return len(wanted & have) / len(wanted)
 
 
 def holds_evidence(evidence: Sequence[str], text: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Iterable
 from eval.metrics import METRIC_DEFINITIONS, quote_tradeoff
 
 BOOTSTRAP = 1000  # resamples for the 95% intervals
-RETRIEVAL = ("evidence_recall", "evidence_found", "mrr", "recall_at_10", "first_evidence_source",
+RETRIEVAL = ("evidence_recall", "evidence_words", "evidence_found", "mrr", "recall_at_10", "first_evidence_source",
              "first_evidence_offset", "prompt_tokens")
 ANSWERS = ("exact_match", "f1", "contains", "abstention_accuracy", "answered_anyway", "false_abstention",
            "citation_precision", "citation_inferred", "judge", "tokens_per_second")
@@ -137,14 +137,15 @@ def render(summary: dict, plots: list[str]) -> str:
               "answering model's tokenizer (Meta's Llama-3 tokenizer when retrieval-only, for a vLLM server, and "
               "for the baseline); `eff.` = the largest budget the answering model allowed.", "",
               "## Retrieval and packed evidence", "",
-              "| pipeline | ordering | budget | eff. | evidence recall | evidence found | MRR | recall@10 | "
-              "first evidence source | its token offset | prompt tokens p50 |",
-              "|---|---|---|---:|---|---|---|---|---:|---:|---:|"]
+              "| pipeline | ordering | budget | eff. | evidence recall | evidence words | evidence found | MRR | "
+              "recall@10 | first evidence source | its token offset | prompt tokens p50 |",
+              "|---|---|---|---:|---|---|---|---|---|---:|---:|---:|"]
     for s in settings:
         mt = s["metrics"]
         tokens = f"{mt['prompt_tokens']['p50']:.0f}" if "prompt_tokens" in mt else "–"
         lines.append(f"| {s['pipeline']} | {s['ordering']} | {_budget(s['budget'])} | {s['effective_budget']} | "
-                     f"{_cell(mt.get('evidence_recall'))} | {_cell(mt.get('evidence_found'))} | {_cell(mt.get('mrr'))} | "
+                     f"{_cell(mt.get('evidence_recall'))} | {_cell(mt.get('evidence_words'))} | "
+                     f"{_cell(mt.get('evidence_found'))} | {_cell(mt.get('mrr'))} | "
                      f"{_cell(mt.get('recall_at_10'))} | {_cell(mt.get('first_evidence_source'), 1)} | "
                      f"{_cell(mt.get('first_evidence_offset'), 0)} | {tokens} |")
     answered = [s for s in settings if "f1" in s["metrics"] or "abstention_accuracy" in s["metrics"]]

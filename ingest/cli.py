@@ -30,6 +30,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--password", dest="pdf_passwords", action="append",
                    help="password to try on encrypted PDFs (repeatable; env RAG_PDF_PASSWORDS, comma-separated)")
+    p.add_argument("--no-ocr", dest="ocr", action="store_false", default=None,
+                   help="leave scanned pages unread instead of reading them with Tesseract (env RAG_OCR=false)")
     p.add_argument("--chunk-tokens", dest="chunk_tokens", type=int, help="chunk size in embedding tokens")
     p.add_argument("--batch-size", dest="embed_batch_size", type=int, help="embedding batch size")
     p.set_defaults(run=run)
@@ -66,6 +68,8 @@ def _on_event(progress):
     def handle(kind: str, data: dict) -> None:
         if kind == "planned":
             state["task"] = progress.add_task("indexing", total=data["work"], current="")
+        elif kind == "reading" and "task" in state:  # the file being parsed: its pages, its OCR
+            progress.update(state["task"], current=escape(f"{shown(Path(data['path']).name)[:50]}: {data['where']}"))
         elif kind == "file" and "task" in state and data["report"].status not in (UNCHANGED, SKIPPED, REMOVED):
             progress.update(state["task"], advance=1, current=escape(shown(Path(data["report"].path).name)[:60]))
 

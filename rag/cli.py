@@ -174,12 +174,13 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print()
         for c in answer.citations:
-            print(f"  [{c.number}] {printable(c.file)}, {pages_label(c.page_start, c.page_end)}" +
-                  ("  (matched by its words: the model cited nothing)" if c.inferred else "") +
+            print(f"  [{c.number}] {printable(c.file)}, {printable(c.section) or pages_label(c.page_start, c.page_end)}" +
+                  (OCR_NOTE if c.ocr else "") + ("  (matched by its words: the model cited nothing)" if c.inferred else "") +
                   ("" if c.inferred else "  (quoted nothing: not checked)" if c.verified is None else
                    "" if c.verified else "  NOT VERIFIED: its quoted words are not in this source"))
         for q in answer.quotes:
-            print(f'      [{q.source}] "{printable(q.shown())}" (p. {q.page}, characters {q.start}-{q.end})')
+            print(f'      [{q.source}] "{printable(q.shown())}" ({where(q)}, characters {q.start}-{q.end})' +
+                  (OCR_NOTE if q.ocr else ""))
     s = answer.seconds
     if answer.mode == "quote":
         print(f"(sentences of {sum(x['tokens'] for x in answer.sources)} tokens of sources, quote budget "
@@ -192,6 +193,14 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+OCR_NOTE = "  (scanned page, read by OCR: check the page image)"
+
+
+def where(quote) -> str:
+    """Where a quote stands: its page, or for a document without pages (Word, HTML) its section."""
+    return printable(quote.section) if quote.section else f"p. {quote.page}"
+
+
 def print_quotes(answer) -> None:
     """Each quote on its own lines, with where it stands: file, page and characters of that page."""
     if answer.abstained:
@@ -200,7 +209,8 @@ def print_quotes(answer) -> None:
             "are shown for you to judge:" if answer.ranked else ""))
     for q in answer.quotes or answer.ranked:
         print(f'\n  "{printable(q.shown())}"')
-        print(f"      {printable(q.file)}, p. {q.page}, characters {q.start}-{q.end} (score {q.score:.2f})")
+        print(f"      {printable(q.file)}, {where(q)}, characters {q.start}-{q.end} (score {q.score:.2f})" +
+              (OCR_NOTE if q.ocr else ""))
 
 
 if __name__ == "__main__":

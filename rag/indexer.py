@@ -1,9 +1,9 @@
 """Folder -> knowledge base: walk, hash, load, chunk, embed, store; incremental and safe to kill.
 
-Identity comes from content: a document id is the file's sha256 plus a signature of the chunker and
-the embedding model, and chunk ids extend it with the chunk's index. So an unchanged, moved or touched
-file costs a hash and no embedding; a changed file gets new ids and its old chunks are removed once
-the new ones are in; a changed chunker or model re-chunks everything.
+Identity comes from content: a document id is the file's sha256 plus a signature of the chunker, the
+embedding model and its file type's text extractors, and chunk ids extend it with the chunk's index. So an
+unchanged, moved or touched file costs a hash and no embedding; a changed file gets new ids and its old
+chunks are removed once the new ones are in; a changed chunker, model or extractor re-chunks what it reads.
 
 Order of writes, which is what makes a killed run safe to rerun:
   1. manifest: document `pending` (hidden from queries);
@@ -42,7 +42,9 @@ from rag.walk import folder_root, hash_file, read_failure, walk
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 1024  # chunks embedded and stored at a time
-Event = Callable[[str, dict], None]  # ("planned", {"work": n}) then ("file", {"report": FileReport})
+# ("planned", {"work": n}), then ("reading", {"path", "where": "page 3 of 40"}) as the parser goes, and ("file",
+# {"report": FileReport}) as each file is done
+Event = Callable[[str, dict], None]
 
 
 def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None,
@@ -91,7 +93,7 @@ class _Run:
     def __init__(self, target: Path, kb: KnowledgeBase, embedder: Embedder, on_event: Event):
         self.target, self.kb, self.embedder, self.emit = target, kb, embedder, on_event
         self.settings, self.manifest, self.store = kb.settings, kb.manifest, kb.store
-        self.sig = signature(kb.settings, embedder.model_id)
+        self._sigs: dict[str, str] = {}  # per file type
         self.root = folder_root(target)  # links are followed only to files inside it
         self.before = self.manifest.files()  # the rows as this run found them
         self.unlisted: list[str] = []  # folders that could not be listed: what was indexed from them stays
@@ -208,7 +210,7 @@ class _Run:
                 continue
             finally:
                 self.timer["hash"] += time.perf_counter() - t
-            doc_id = make_doc_id(sha, self.sig)
+            doc_id = make_doc_id(sha, self.sig(path))
             doc = documents.get(doc_id)
             if doc is None or doc.state != "complete" or doc_id in without_pages:
                 work.append(path)
@@ -219,6 +221,14 @@ class _Run:
                 self.manifest.put_file(FileRow(str(path), doc_id, size, OK, reason, doc.pages, doc.chunks, now()))
             self._add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
         return work, seen
+
+    def sig(self, path: Path) -> str:
+        kind = filetypes.for_path(path)
+        name = kind.name if kind else ""
+        if name not in self._sigs:
+            options = filetypes.Options(self.settings.pdf_passwords, self.settings.ocr)
+            self._sigs[name] = signature(self.settings, self.embedder.model_id, kind.reader(options) if kind else "")
+        return self._sigs[name]
 
     def _unlisted_note(self, report: FileReport) -> FileReport:
         inside = [p for p, row in self.before.items() if p.startswith(report.path + os.sep) and row.doc_id]
@@ -242,8 +252,9 @@ class _Run:
         s = self.settings
         params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, s.chunk_overlap, s.pdf_passwords,
                         s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20, str(self.root),
-                        filetypes.modules())
-        with contextlib.closing(prepare_all(work, params)) as prepared:  # stops the worker however we leave
+                        filetypes.modules(), s.ocr)
+        reading = lambda path, where: self.emit("reading", {"path": str(path), "where": where})  # noqa: E731
+        with contextlib.closing(prepare_all(work, params, reading)) as prepared:  # stops the worker however we leave
             for item in prepared:
                 for stage, seconds in item.seconds.items():
                     self.timer[stage] += seconds
@@ -257,11 +268,11 @@ class _Run:
         if isinstance(item, FileReport):
             self._add(item)
             return
-        path, doc_id = str(item.path), make_doc_id(item.sha256, self.sig)
+        path, doc_id = str(item.path), make_doc_id(item.sha256, self.sig(item.path))
         known = self.manifest.document(doc_id)
         if known is not None and known.state == "complete" and doc_id in self.manifest.without_pages():
             with self.manifest.transaction() as m:  # all it lacked: its chunks and vectors are there
-                m.put_pages(doc_id, item.texts)
+                m.put_pages(doc_id, item.texts, item.ocr, item.sections)
                 m.put_file(FileRow(path, doc_id, item.size, OK, item.note, known.pages, known.chunks, now()))
             self._add(FileReport(path, OK, "page texts kept for quotes", known.pages, known.chunks))
             return
@@ -287,7 +298,7 @@ class _Run:
         with self.manifest.transaction() as m:
             m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text)
                                    for cid, c, n in zip(ids, item.chunks, item.tokens)))
-            m.put_pages(doc_id, item.texts)
+            m.put_pages(doc_id, item.texts, item.ocr, item.sections)
             if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
                 m.set_state(old.doc_id, "removing")  # the version it replaces: never searchable beside it
                 m.lexical.drop(old.doc_id)

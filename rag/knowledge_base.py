@@ -51,9 +51,11 @@ def lock_path(settings: Settings) -> Path:
 
 # --- ids --------------------------------------------------------------------------------------------
 
-def signature(settings: Settings, model_id: str) -> str:
-    """What, besides the bytes, decides a document's chunks and vectors."""
+def signature(settings: Settings, model_id: str, reader: str = "") -> str:
+    """What, besides the bytes, decides a document's chunks and vectors; `reader`: its file type's extractors and
+    their versions (rag.filetypes)."""
     spec = f"chunker={CHUNKER_VERSION};tokens={settings.chunk_tokens};overlap={settings.chunk_overlap};model={model_id}"
+    spec += f";reader={reader}" if reader else ""
     return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
 
@@ -132,6 +134,16 @@ class KnowledgeBase:
         """The stored text of a document's pages first..last, by number: what quotes are checked against."""
         with self.lock:
             return self.manifest.pages(doc_id, first, last)
+
+    def sections(self, doc_ids) -> dict[str, dict[int, str]]:
+        """Each page's section label, of each of the documents that has them (Word, HTML)."""
+        with self.lock:
+            return self.manifest.sections(doc_ids)
+
+    def ocr_pages(self, doc_ids) -> dict[str, set[int]]:
+        """The pages read by OCR, of each of the documents that has any."""
+        with self.lock:
+            return self.manifest.ocr_pages(doc_ids)
 
     @property
     def uploads(self) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
+from typing import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS files (
     updated_at REAL NOT NULL, PRIMARY KEY (collection, path));
 CREATE TABLE IF NOT EXISTS pages (
     collection TEXT NOT NULL, doc_id TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
-    PRIMARY KEY (collection, doc_id, page));
+    ocr INTEGER NOT NULL DEFAULT 0, section TEXT NOT NULL DEFAULT '', PRIMARY KEY (collection, doc_id, page));
 """
 
 
@@ -69,6 +70,10 @@ class Manifest:
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(pages)")}  # made before OCR and sections?
+        for column, kind in (("ocr", "INTEGER NOT NULL DEFAULT 0"), ("section", "TEXT NOT NULL DEFAULT ''")):
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE pages ADD COLUMN {column} {kind}")
         self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
 
     def close(self) -> None:
@@ -158,10 +163,39 @@ class Manifest:
         self.db.execute("DELETE FROM pages WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
 
     # page texts: what quotes are cut from and checked against
-    def put_pages(self, doc_id: str, texts: list[str]) -> None:
+    def put_pages(self, doc_id: str, texts: list[str], ocr: Sequence[int] = (), sections: Sequence[str] = ()) -> None:
+        """A document's page texts; `ocr`: the numbers of those read by OCR; `sections`: for a document without
+        pages, each one's section label."""
         self.db.execute("DELETE FROM pages WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
-        self.db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)",
-                            ((self.collection, doc_id, n, valid_text(t)) for n, t in enumerate(texts, 1)))
+        labels = list(sections) + [""] * (len(texts) - len(sections))
+        self.db.executemany(
+            "INSERT INTO pages (collection, doc_id, page, text, ocr, section) VALUES (?, ?, ?, ?, ?, ?)",
+            ((self.collection, doc_id, n, valid_text(t), int(n in ocr), valid_text(label))
+             for n, (t, label) in enumerate(zip(texts, labels), 1)))
+
+    def sections(self, doc_ids: Iterable[str]) -> dict[str, dict[int, str]]:
+        """Each page's section label, of each of the documents that has them (Word, HTML)."""
+        found: dict[str, dict[int, str]] = {}
+        ids = list(doc_ids)
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            for doc_id, page, label in self.db.execute(
+                    f"SELECT doc_id, page, section FROM pages WHERE collection = ? AND section != '' AND doc_id IN "
+                    f"({','.join('?' * len(part))})", (self.collection, *part)):
+                found.setdefault(doc_id, {})[page] = label
+        return found
+
+    def ocr_pages(self, doc_ids: Iterable[str]) -> dict[str, set[int]]:
+        """The pages read by OCR, of each of the documents that has any."""
+        found: dict[str, set[int]] = {}
+        ids = list(doc_ids)
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            for doc_id, page in self.db.execute(
+                    f"SELECT doc_id, page FROM pages WHERE collection = ? AND ocr = 1 AND doc_id IN "
+                    f"({','.join('?' * len(part))})", (self.collection, *part)):
+                found.setdefault(doc_id, set()).add(page)
+        return found
 
     def pages(self, doc_id: str, first: int, last: int) -> dict[int, str]:
         """The stored text of pages first..last (1-based) of a document, by page number."""

@@ -40,6 +40,7 @@ class Hit:
     score: float
     rank: int  # 1 = best
     tokens: int = 0  # its Llama-3 token count, if known (stored at ingestion)
+    section: str = ""  # a document without pages (Word, HTML): the section it starts in, cited instead of a page
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,10 @@ class Source:
     text: str
     tokens: int
     hits: tuple[int, ...] = ()  # ranks of the retrieved hits inside it (the rest is neighbouring text)
+    section: str = ""  # a document without pages: the section its text starts in
 
     def block(self, clean: Clean = neutralize) -> str:
-        return source_block(self.number, self.file, self.page_start, self.page_end, self.text, clean)
+        return source_block(self.number, self.file, self.page_start, self.page_end, self.text, clean, self.section)
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,13 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
         raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
 
     def exact(s: Source) -> int:
-        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, clean))
+        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, clean, s.section))
 
     def piece(h: Hit) -> int:  # a chunk counted once; with its overlap, so joins are over-estimated
         return (h.tokens if h.tokens and llama_counts else count_tokens(h.text)) + _JOIN_SLACK
 
     def header(h: Hit) -> int:  # a block's heading and spacing, for the widest number
-        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", clean))
+        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", clean, h.section))
 
     # Choosing counts each chunk once (an upper bound for a source that grows); the result is then
     # counted exactly, block by block, and trimmed in the rare case the bound was not one.
@@ -155,7 +157,7 @@ def reorder(packed: Packed, ordering: str, seed: int = 0) -> Packed:
 
 def _open(hit: Hit) -> Source:
     return Source(0, hit.rank, hit.score, hit.doc_id, hit.file, hit.path, hit.chunk, hit.chunk, hit.page_start,
-                  hit.page_end, hit.text, 0, (hit.rank,))
+                  hit.page_end, hit.text, 0, (hit.rank,), hit.section)
 
 
 def _join(s: Source, hit: Hit, as_hit: bool = True) -> Source:
@@ -164,7 +166,7 @@ def _join(s: Source, hit: Hit, as_hit: bool = True) -> Source:
     text = overlap_join(s.text, hit.text) if after else overlap_join(hit.text, s.text)
     return replace(s, text=text, first=min(s.first, hit.chunk), last=max(s.last, hit.chunk),
                    page_start=min(s.page_start, hit.page_start), page_end=max(s.page_end, hit.page_end),
-                   hits=s.hits + ((hit.rank,) if as_hit else ()))
+                   hits=s.hits + ((hit.rank,) if as_hit else ()), section=s.section if after else hit.section)
 
 
 def overlap_join(first: str, second: str, longest: int = 2000) -> str:

@@ -42,7 +42,7 @@ from typing import Callable, Iterator, Sequence
 
 from rag.chunking import WINDOW_CHARS, Chunk, chunk_pages
 from rag.errors import FileError
-from rag.filetypes import load_pages
+from rag.filetypes import Options, load_pages
 from rag.paths import PrintableFormatter, shown
 from rag.walk import open_regular, read_error_reason, too_large
 
@@ -66,6 +66,7 @@ class Params:
     max_bytes: int = 100 * 2**20  # max_file_mb
     root: str = "/"  # links are followed only to files inside this folder
     type_modules: tuple[str, ...] = ()  # modules of file types registered outside rag.filetypes: imported here too
+    ocr: bool = True  # read scanned pages by OCR
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Prepared:
     note: str = ""  # pages without text, for the report
     peak_mb: float = 0.0  # the worker's peak memory so far
     texts: list[str] = field(default_factory=list)  # each page's text, kept for quotes
+    ocr: tuple[int, ...] = ()  # the pages whose text came from OCR
+    sections: tuple[str, ...] = ()  # a document without pages: each page's section label (rag.filetypes.sections)
 
 
 @dataclass
@@ -96,15 +99,17 @@ class _TooSlow(FileError):
 
 # --- the main process's side ------------------------------------------------------------------------
 
-def prepare_all(paths: Sequence[Path], params: Params) -> Iterator[Prepared | Failed]:
+def prepare_all(paths: Sequence[Path], params: Params, on_step: Callable[[Path, str], None] | None = None
+                ) -> Iterator[Prepared | Failed]:
     """Prepared files in the order given. A file that breaks a limit, or kills the worker, fails alone:
-    a fresh worker goes on with the rest. Closing the iterator stops the worker."""
+    a fresh worker goes on with the rest. Closing the iterator stops the worker. `on_step(path, where)`
+    hears the worker's progress on the file it reads ("page 3 of 40", "OCR of scanned page 2 of 8")."""
     todo = deque(paths)
     worker: _Worker | None = None
     try:
         while todo or (worker and worker.jobs):
             if worker is None:
-                worker = _Worker(params)
+                worker = _Worker(params, on_step)
             while todo and len(worker.jobs) <= LOOKAHEAD:
                 worker.submit(todo.popleft())
             item, alive = worker.result()
@@ -119,8 +124,8 @@ def prepare_all(paths: Sequence[Path], params: Params) -> Iterator[Prepared | Fa
 
 
 class _Worker:
-    def __init__(self, params: Params):
-        self.params = params
+    def __init__(self, params: Params, on_step: Callable[[Path, str], None] | None = None):
+        self.params, self.on_step = params, on_step
         self.jobs: deque[Path] = deque()  # sent, no result yet; the first is the one being read
         self.where = ""  # the first job's last reported step
         self.ready = False  # started: from then on, silence means a file is stuck
@@ -161,6 +166,8 @@ class _Worker:
                 continue
             if kind == "progress":
                 self.where = body
+                if self.on_step:
+                    self.on_step(path, body)
                 continue
             self.jobs.popleft()
             self.where = ""
@@ -232,13 +239,14 @@ def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None]
     sha, size = hashlib.sha256(data).hexdigest(), len(data)  # the bytes we index are the bytes we hash
     most = STEPS_WITHOUT_SIZE + size // 1024  # steps that earn time: a 600 KB file of 99,000 pages gets 660
 
-    def page(done: int, total: int) -> None:
-        step(f"page {done + 1} of {total}", min(total, most))
+    def page(done: int, total: int, doing: str = "page") -> None:
+        step(f"{doing} {done + 1} of {total}", min(total, most))
 
     try:
-        pages = load_pages(path, data, params.passwords, page)
+        read = load_pages(path, data, Options(params.passwords, params.ocr), page)
     except FileError as e:
         return Failed(path, e.status, str(e), {"load": time.perf_counter() - t0})
+    pages = read.pages
     del data
     t1 = time.perf_counter()
     windows = sum(len(p) for p in pages) // WINDOW_CHARS
@@ -252,9 +260,11 @@ def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None]
     chunks = chunk_pages(pages, tokenize, params.chunk_tokens, params.overlap, chunked)
     tokens = _count(chunks, step)
     empty = [number for number, text in enumerate(pages, 1) if not text.strip()]
-    note = f"{_page_ranges(empty)} of {len(pages)}: no extractable text (scanned?)" if empty else ""
+    notes = [f"{_page_ranges(list(read.ocr))} of {len(pages)} read by OCR"] if read.ocr else []
+    notes += [f"{_page_ranges(empty)} of {len(pages)}: no extractable text (scanned?)"] if empty else []
     return Prepared(path, sha, size, len(pages), chunks, tokens,
-                    {"load": t1 - t0, "chunk": time.perf_counter() - t1}, note, _peak_mb(), pages)
+                    {"load": t1 - t0, "chunk": time.perf_counter() - t1}, "; ".join(notes), _peak_mb(), pages,
+                    read.ocr, read.sections)
 
 
 def _count(chunks: list[Chunk], step) -> list[int]:

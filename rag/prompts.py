@@ -50,9 +50,12 @@ def pages_label(page_start: int, page_end: int) -> str:
     return f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
 
 
-def source_block(number: int, file: str, page_start: int, page_end: int, text: str, clean: Clean = neutralize) -> str:
-    """One numbered source as the model sees it; packing counts exactly this."""
-    return f"[{number}] {clean(file)}, {pages_label(page_start, page_end)}\n{clean(text.strip())}\n\n"
+def source_block(number: int, file: str, page_start: int, page_end: int, text: str, clean: Clean = neutralize,
+                 section: str = "") -> str:
+    """One numbered source as the model sees it; packing counts exactly this. `section`: a document without
+    pages (Word, HTML) is cited by the section its text starts in."""
+    where = clean(section) if section else pages_label(page_start, page_end)
+    return f"[{number}] {clean(file)}, {where}\n{clean(text.strip())}\n\n"
 
 
 def user_message(blocks: list[str], question: str, clean: Clean = neutralize) -> str:

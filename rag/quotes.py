@@ -75,6 +75,8 @@ class Quote:
     end: int
     source: int  # the [n] of the source it was cut from
     score: float  # how far over the threshold (negative: under it); 1.0 for a generated answer's checked quote
+    ocr: bool = False  # its page was read by OCR (a scan): the words are OCR's reading of it
+    section: str = ""  # a document without pages (Word, HTML): the section it is in ("page" is its number)
 
     def shown(self) -> str:
         """The text on one line, as a person reads it."""

@@ -165,6 +165,7 @@ class Retriever:
         missing = set(document.values()) - self._paths.keys()
         if missing:
             self._paths.update(self.manifest.paths(missing))
+        sections = self.manifest.sections(set(document.values()))  # Word and HTML: cited by section, not page
         hits = []
         for cid, score in ranked:
             row = rows.get(cid)
@@ -172,5 +173,6 @@ class Retriever:
             if row is None or path is None:
                 continue  # written by an ingest still running, or being removed: not visible
             hits.append(Hit(cid, document[cid], shown(Path(path).name), path, row.chunk, row.page_start, row.page_end,
-                            row.text, score, rank_from + len(hits), row.tokens))
+                            row.text, score, rank_from + len(hits), row.tokens,
+                            sections.get(document[cid], {}).get(row.page_start, "")))
         return hits

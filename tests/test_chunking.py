@@ -56,7 +56,7 @@ def test_a_word_longer_than_the_window_is_cut_not_dropped():
 @pytest.mark.parametrize("name", sorted(p.name for p in CONTRACTS.glob("*.pdf"))[:4])
 def test_real_contract_chunks_fit_the_embedding_window(embedder, name):
     path = CONTRACTS / name
-    pages = load_pages(path, path.read_bytes())
+    pages = load_pages(path, path.read_bytes()).pages
     window = embedder.chunk_tokens
     assert window == 254  # all-MiniLM-L6-v2 reads 256 word pieces, 2 of them [CLS] and [SEP]
     from tokenizers import Tokenizer

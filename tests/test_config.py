@@ -47,3 +47,21 @@ def test_import_rag_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_the_embedding_precision_follows_what_the_cpu_computes_natively(tmp_path):
+    """auto: bfloat16 on a CPU that has it in hardware (x86 AVX-512 BF16 / AMX, Arm BF16), float32 elsewhere;
+    the flags come from /proc/cpuinfo, in x86's and Arm's spellings."""
+    from rag.embeddings import native_bf16
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n\nprocessor\t: 1\n")
+    old = tmp_path / "old-x86"
+    old.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert native_bf16(x86) and native_bf16(arm) and not native_bf16(old)
+    assert not native_bf16(tmp_path / "no-such-file")  # not Linux: float32
+    assert Settings().embed_dtype == "auto"
+    with pytest.raises(ConfigError, match="embed_dtype 'int4'"):
+        Settings(embed_dtype="int4")

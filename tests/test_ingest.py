@@ -112,7 +112,8 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, settings, folder
     (folder / "cut.pdf").write_bytes(next(folder.glob("*.pdf")).read_bytes()[:1500])
     (folder / "latin1.txt").write_bytes("Caf\xe9".encode("latin-1"))
     (folder / "notes.md").write_text("# Notes\n\nThe term is five years.")
-    (folder / "letter.docx").write_bytes(b"PK\x03\x04")
+    (folder / "letter.docx").write_bytes(b"PK\x03\x04")  # a zip header and nothing else
+    (folder / "letter.odt").write_bytes(b"PK\x03\x04")  # a type the knowledge base does not read
     (folder / ".hidden.pdf").write_bytes(b"")
     outside = tmp_path / "outside.pdf"
     shutil.copy(next(folder.glob("*.pdf")), outside)
@@ -130,7 +131,8 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, settings, folder
     assert by_name["cut.pdf"]["status"] in (FAILED, NO_TEXT)
     assert by_name["latin1.txt"]["reason"].startswith("not UTF-8 text")
     assert by_name["notes.md"]["status"] == OK and by_name["notes.md"]["chunks"] == 1
-    assert by_name["letter.docx"]["status"] == SKIPPED
+    assert by_name["letter.docx"]["status"] == FAILED and by_name["letter.docx"]["reason"].startswith("broken .docx")
+    assert by_name["letter.odt"]["status"] == SKIPPED
     assert by_name["link-out.pdf"]["status"] == SKIPPED and "outside the folder" in by_name["link-out.pdf"]["reason"]
     assert by_name["dangling.pdf"]["reason"].startswith("broken symlink")
     assert by_name["pipe.pdf"]["reason"] == "not a regular file"

@@ -24,6 +24,17 @@ def test_evidence_recall_counts_characters_of_found_windows():
     assert m.evidence_recall([], ["x"]) is None and m.evidence_recall(["..."], ["x"]) is None
 
 
+def test_evidence_words_costs_an_ocr_slip_only_the_trigrams_it_touches():
+    clause = "This Agreement shall be governed by the laws of the State of California."
+    ocr = "This Agreement shall be govérned by the laws of the State of Califomia."  # two slips, as Tesseract reads
+    assert m.evidence_words([clause], [clause]) == 1.0
+    assert m.evidence_words([clause], [ocr]) == pytest.approx(7 / 11)  # 11 trigrams, 4 touch a slip
+    assert m.evidence_recall([clause], [ocr]) == 0.0  # no 60-letter window survives both slips
+    assert m.evidence_words(["Licensor", "Andy North"], ["the Licensor and Andy North"]) == 1.0  # short pieces
+    assert m.evidence_words(["Licensor"], ["the Licensee"]) == 0.0
+    assert m.evidence_words([], ["text"]) is None and m.evidence_words(["..."], ["text"]) is None
+
+
 def test_positions_and_reciprocal_rank():
     evidence = ["governed by the laws of the State of Delaware"]
     texts = ["payment terms", "This Agreement is governed by the laws of the state of Delaware.", "more"]

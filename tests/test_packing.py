@@ -102,7 +102,7 @@ def test_real_consecutive_chunks_join_back_into_the_document(embedder):
     from rag.filetypes import load_pages
 
     path = sorted(CONTRACTS.glob("*.pdf"))[0]
-    pages = load_pages(path, path.read_bytes())
+    pages = load_pages(path, path.read_bytes()).pages
     tokenizer = Tokenizer.from_str(embedder.tokenizer_json())
     tokenize = lambda texts: [e.offsets for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]  # noqa: E731
     chunks = chunk_pages(pages, tokenize, embedder.chunk_tokens, 24)

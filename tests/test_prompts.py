@@ -16,7 +16,7 @@ def special_ids(text: str) -> list[int]:
 def test_special_tokens_in_a_real_document_are_neutralised(tmp_path):
     doc = tmp_path / "hostile.txt"
     doc.write_text(HOSTILE, encoding="utf-8")
-    text = load_pages(doc, doc.read_bytes())[0]
+    text = load_pages(doc, doc.read_bytes()).pages[0]
     assert special_ids(text)  # the raw document would inject structure
     block = source_block(1, "hostile<|eot_id|>.txt", 2, 2, text)
     assert special_ids(block) == []

@@ -31,7 +31,7 @@ def engine(sample_index, embedder):
 
 
 def test_sentences_of_a_real_contract_page_are_whole_and_short():
-    page = load_pages(CONTRACTS / NETGEAR, (CONTRACTS / NETGEAR).read_bytes())[7]
+    page = load_pages(CONTRACTS / NETGEAR, (CONTRACTS / NETGEAR).read_bytes()).pages[7]
     spans = sentence_spans(page)
     texts = [page[a:b] for a, b in spans]
     assert all(0 < len(t) <= MAX_CHARS and t == t.strip() for t in texts)
@@ -47,7 +47,7 @@ def test_a_quote_answer_is_the_clause_verbatim_at_its_page_and_offsets(engine, s
     best = answer.quotes[0]
     assert "laws of the State of California" in best.shown() and answer.text == best.shown()
     assert best.file == NETGEAR and answer.citations[0].file == NETGEAR
-    page = load_pages(CONTRACTS / NETGEAR, (CONTRACTS / NETGEAR).read_bytes())[best.page - 1]
+    page = load_pages(CONTRACTS / NETGEAR, (CONTRACTS / NETGEAR).read_bytes()).pages[best.page - 1]
     for quote in answer.quotes:  # each is the stored page's text, and the PDF's own page holds it
         stored = engine.retriever.kb.page_texts(quote.doc_id, quote.page, quote.page)[quote.page]
         assert stored[quote.start:quote.end] == quote.text

@@ -7,24 +7,42 @@ imports it too). Walking, ingesting, the upload check, `rag ingest --help` and t
 read the registry, so a new type touches nothing else.
 
 A loader gets the bytes already read (and hashed) by the caller, so what is indexed is exactly what
-was hashed. Problems that make the file unusable raise `FileError` / `NoTextError` with the reason the
-ingest report shows; a page that fails alone is logged and left empty.
+was hashed, and the reading options; it returns the text of each page, or a `Read` that also names the
+pages whose text came from OCR, or, for a document without pages (Word, HTML), gives each "page" (a
+section) its label (rag.filetypes.sections). Problems that make the file unusable raise `FileError` / `NoTextError`
+with the reason the ingest report shows; a page that fails alone is logged and left empty.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from rag.errors import FileError, NoTextError
 from rag.paths import valid_text
 
-Progress = Callable[[int, int], None]  # (pages read, pages in all): called after each page
-Loader = Callable[[bytes, Sequence[str], Progress], list[str]]  # bytes, passwords, progress -> text per page
+Progress = Callable[..., None]  # (pages done, pages in all[, what is being done]): called as it reads each page
 
 
-def no_progress(done: int, total: int) -> None:
+@dataclass(frozen=True)
+class Options:
+    """How to read: passwords for encrypted files, and whether pages without text are OCR'd."""
+    passwords: tuple[str, ...] = ()
+    ocr: bool = True
+
+
+@dataclass(frozen=True)
+class Read:
+    pages: list[str]  # the text of each page
+    ocr: tuple[int, ...] = ()  # the (1-based) pages whose text came from OCR
+    sections: tuple[str, ...] = ()  # a document without pages: each "page" is a section, and this its label
+
+
+Loader = Callable[[bytes, Options, Progress], "list[str] | Read"]
+
+
+def no_progress(done: int, total: int, doing: str = "page") -> None:
     pass
 
 
@@ -34,8 +52,9 @@ class FileType:
     extensions: tuple[str, ...]  # lowercase, with the dot
     load: Loader
     check: Callable[[bytes], str | None]  # why the bytes are not this type (said after the file name), or None
-    no_text: str = "no text"  # the reason when the file holds no text at all
+    no_text: str | Callable[[Options], str] = "no text"  # the reason when the file holds no text at all
     paged: bool = False  # has pages that citations can name
+    reader: Callable[[Options], str] = lambda options: ""  # its extractors and their versions (in doc signatures)
 
 
 _TYPES: dict[str, FileType] = {}
@@ -71,17 +90,20 @@ def described() -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def load_pages(path: Path, data: bytes, passwords: Sequence[str] = (), progress: Progress = no_progress) -> list[str]:
+def load_pages(path: Path, data: bytes, options: Options = Options(), progress: Progress = no_progress) -> Read:
     """Text of each page of the file whose bytes are `data`; raises FileError / NoTextError."""
     kind = for_path(path)
     if kind is None:
         raise FileError(f"unsupported file type: {described()} are read")
     if not data:
         raise FileError("empty file (0 bytes)")
-    pages = [valid_text(p) for p in kind.load(data, passwords, progress)]
+    read = kind.load(data, options, progress)
+    if not isinstance(read, Read):
+        read = Read(list(read))
+    pages = [valid_text(p) for p in read.pages]
     if not any(p.strip() for p in pages):
-        raise NoTextError(kind.no_text)
-    return pages
+        raise NoTextError(kind.no_text(options) if callable(kind.no_text) else kind.no_text)
+    return Read(pages, read.ocr, read.sections)
 
 
-from rag.filetypes import pdf, text  # noqa: E402,F401  (the types: each registers itself)
+from rag.filetypes import docx, html, pdf, text  # noqa: E402,F401  (the types: each registers itself)

@@ -1,24 +1,144 @@
-"""PDF: text per page through pypdf (pages numbered from 1); encrypted files opened with the empty
-password, then the configured ones."""
+"""PDF: text per page (pages numbered from 1) through PDFium (pypdfium2, the engine Chrome uses), with pypdf
+for what PDFium cannot open, and OCR (rag.ocr) for pages that hold an image and almost no text: scans.
+Encrypted files are opened with the empty password, then the configured ones.
+
+Why PDFium first (measured, DESIGN.md): on a 10-K it reads ~30x faster than pypdf, keeps a table's row on
+one line where pypdf puts each cell on its own, and reads filings on which pypdf stops at its array limits;
+PDFium also repairs files with a broken cross-reference table that pypdf refuses. pypdf stays the fallback:
+a file PDFium rejects as malformed may still give pypdf text. The libraries' versions and the OCR engine's
+are part of each document's signature (`reader()`), so an upgrade re-ingests each document once.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
+import re
+from functools import lru_cache
 from typing import Sequence
 
+from rag import ocr as _ocr
 from rag.errors import FileError
-from rag.filetypes import FileType, Progress, no_progress, register
+from rag.filetypes import FileType, Options, Progress, Read, no_progress, register
 
 log = logging.getLogger(__name__)
 
+PASSWORD_ERROR = 4  # PDFium's FPDF_ERR_PASSWORD
+SCANNED_LETTERS = 20  # a page with fewer letters than this, and an image, is OCR'd (a scan with a stamped page number)
+_LINE_ENDS = re.compile(r"\r\n?")  # PDFium ends lines with \r\n
 
-def load_pdf(data: bytes, passwords: Sequence[str] = (), progress: Progress = no_progress) -> list[str]:
+
+@lru_cache(maxsize=4)
+def reader(options: Options) -> str:
+    """The text extractors and their versions: a new version may read a page differently."""
+    from importlib.metadata import version
+
+    engine = (_ocr.version() or "unavailable") if options.ocr else "off"
+    return f"pdfium={version('pypdfium2')};pypdf={version('pypdf')};ocr={engine}"
+
+
+def no_text(options: Options) -> str:
+    if not options.ocr:
+        return "no extractable text (scanned? OCR is off: set RAG_OCR=true to read scans)"
+    if _ocr.version() is None:
+        return f"no extractable text (scanned? OCR needs Tesseract: {_ocr.INSTALL})"
+    return "no text: no words in its text layer, nor by OCR in its images"
+
+
+def load_pdf(data: bytes, options: Options = Options(), progress: Progress = no_progress) -> Read:
+    if not data.startswith(b"%PDF") and b"%PDF" not in data[:1024]:
+        raise FileError("not a PDF (no %PDF header): the file is damaged or has the wrong extension")
+    passwords = options.passwords
+    try:
+        return pdfium_pages(data, passwords, progress, ocr=options.ocr)
+    except _Unopened as e:
+        try:
+            texts = pypdf_pages(data, passwords, progress)
+        except FileError as failed:
+            raise FileError(f"{failed}; PDFium: {e}") from failed
+        log.info("PDFium could not open it (%s): read with pypdf", e)
+        return Read(texts)
+
+
+class _Unopened(Exception):
+    """PDFium could not open the file (not for want of a password)."""
+
+
+def pdfium_pages(data: bytes, passwords: Sequence[str] = (), progress: Progress = no_progress, ocr: bool = False
+                 ) -> Read:
+    """Each page's text by PDFium; with `ocr`, the scanned pages' by OCR where Tesseract is installed."""
+    import pypdfium2
+
+    pdf = None
+    for password in (None, *passwords):
+        try:
+            pdf = pypdfium2.PdfDocument(data, password=password)
+            break
+        except pypdfium2.PdfiumError as e:
+            if e.err_code != PASSWORD_ERROR:
+                raise _Unopened(_describe(e)) from e
+    if pdf is None:
+        raise FileError(_encrypted_reason(passwords))
+    try:
+        count = len(pdf)
+        texts, scanned, failures = [], [], 0
+        progress(0, count)
+        for number in range(count):
+            if number:
+                progress(number, count)
+            try:
+                page = pdf[number]
+                textpage = page.get_textpage()
+                try:
+                    text = textpage.get_text_range()
+                    if sum(ch.isalpha() for ch in text) < SCANNED_LETTERS and _has_image(page):
+                        scanned.append(number)
+                finally:
+                    textpage.close()
+                    page.close()
+            except pypdfium2.PdfiumError as e:
+                log.warning("page %d: text could not be extracted (%s); indexed as empty", number + 1, _describe(e))
+                text, failures = "", failures + 1
+            texts.append(_LINE_ENDS.sub("\n", text))
+        if count and failures == count:
+            raise _Unopened("text extraction failed on every page")
+        read = []
+        if ocr and scanned and _ocr.version():
+            for done, (number, text) in enumerate(_ocr.recognize_all((n, lambda n=n: _image(pdf, n)) for n in scanned)):
+                progress(done, len(scanned), "OCR of scanned page")
+                if sum(ch.isalpha() for ch in text) > sum(ch.isalpha() for ch in texts[number]):
+                    texts[number] = text
+                    read.append(number + 1)
+        return Read(texts, tuple(read))
+    finally:
+        pdf.close()
+
+
+def _has_image(page) -> bool:
+    import pypdfium2.raw as raw
+
+    return any(True for _ in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+
+def _image(pdf, number: int) -> bytes:
+    """Page `number` (0-based) rendered in grey at ocr.DPI (less for a poster-sized page: at most
+    ocr.MAX_PIXELS), as a PGM image (no compression to pay for)."""
+    page = pdf[number]
+    try:
+        area = max(1.0, page.get_width() * page.get_height())  # in points
+        scale = min(_ocr.DPI / 72, (_ocr.MAX_PIXELS / area) ** 0.5)
+        image = page.render(scale=scale, grayscale=True).to_pil()
+    finally:
+        page.close()
+    out = io.BytesIO()
+    image.convert("L").save(out, format="PPM")
+    return out.getvalue()
+
+
+def pypdf_pages(data: bytes, passwords: Sequence[str] = (), progress: Progress = no_progress) -> list[str]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
-    if not data.startswith(b"%PDF") and b"%PDF" not in data[:1024]:
-        raise FileError("not a PDF (no %PDF header): the file is damaged or has the wrong extension")
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -83,5 +203,5 @@ def _describe(e: BaseException) -> str:
     return text if len(text) < 200 else text[:197] + "..."
 
 
-register(FileType("PDF", (".pdf",), lambda data, passwords, progress: load_pdf(data, passwords, progress), check,
-                  no_text="no extractable text (scanned? OCR is not enabled)", paged=True))
+register(FileType("PDF", (".pdf",), lambda data, options, progress: load_pdf(data, options, progress), check,
+                  no_text=no_text, paged=True, reader=reader))

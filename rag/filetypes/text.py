@@ -4,13 +4,11 @@ anything else is reported, not guessed."""
 from __future__ import annotations
 
 import codecs
-from typing import Sequence
-
 from rag.errors import FileError
-from rag.filetypes import FileType, Progress, register
+from rag.filetypes import FileType, Options, Progress, register
 
 
-def load_text(data: bytes, passwords: Sequence[str] = (), progress: Progress | None = None) -> list[str]:
+def load_text(data: bytes, options: Options | None = None, progress: Progress | None = None) -> list[str]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     else:

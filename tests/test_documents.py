@@ -1,0 +1,186 @@
+"""Word (.docx) and HTML files: text in reading order with headings, numbered clauses and table rows, cited by
+section ("19. ENTIRE AGREEMENT, GOVERNING LAW") where a PDF is cited by page. The documents are built here from
+the text of a CUAD contract (data/contracts), plus python-docx's own test files (tests/files/)."""
+
+import json
+import re
+import subprocess
+import sys
+from html import escape
+from pathlib import Path
+
+import pytest
+
+from rag.backends.openai import RetrievalOnly
+from rag.config import Settings
+from rag.engine import Engine
+from rag.errors import FileError
+from rag.filetypes import load_pages
+from rag.filetypes.sections import OPENING, Block, read_sections
+from rag.indexer import ingest
+from rag.library import check_content
+from rag.report import OK
+from rag.retrieval import Retriever
+
+from helpers import CONTRACTS, ROOT
+
+NETGEAR = CONTRACTS / "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
+HEADING = re.compile(r"^\d+\.\s+[A-Z][A-Z ,&/()-]{3,}$")
+LAW = "19. ENTIRE AGREEMENT, GOVERNING LAW"
+GOVERNING_LAW = "Which state's law governs the agreement?"
+PRICES = [("Product", "Distributor price", "Suggested retail"), ("FA310TX Fast Ethernet adapter", "$24.00", "$39.99"),
+          ("EN104TP hub", "$31.50", "$49.99")]
+
+
+def contract_blocks() -> list[Block]:
+    """NETGEAR's agreement as a drafter's document: its numbered headings, its paragraphs (the PDF's lines
+    joined), and a price table."""
+    lines = [" ".join(line.split()) for page in load_pages(NETGEAR, NETGEAR.read_bytes()).pages
+             for line in page.splitlines()]
+    blocks, paragraph = [], []
+    for line in lines + [""]:
+        if HEADING.match(line) or not line:
+            if paragraph:
+                blocks.append(Block("paragraph", " ".join(paragraph)))
+                paragraph = []
+            if line:
+                blocks.append(Block("heading", line))
+        else:
+            paragraph.append(line)
+    at = next(i for i, b in enumerate(blocks) if b.text.startswith("4. PRICES"))
+    return blocks[:at + 1] + [Block("row", " | ".join(row)) for row in PRICES] + blocks[at + 1:]
+
+
+def make_docx(path: Path) -> Path:
+    import docx
+
+    document = docx.Document()
+    rows = []
+    for block in contract_blocks() + [Block("paragraph", "")]:
+        if block.kind == "row":
+            rows.append(block.text.split(" | "))
+            continue
+        if rows:
+            table = document.add_table(rows=len(rows), cols=len(rows[0]))
+            for r, row in enumerate(rows):
+                for c, text in enumerate(row):
+                    table.cell(r, c).text = text
+            rows = []
+        if block.kind == "heading":
+            document.add_heading(block.text, level=1)
+        elif block.text:
+            document.add_paragraph(block.text)
+    document.save(path)
+    return path
+
+
+def make_html(path: Path) -> Path:
+    """The same contract as a web page, with what a browser does not show: a script, a style, a comment, an
+    element hidden by CSS."""
+    parts = ["<!DOCTYPE html><html><head><title>Distributor Agreement</title><style>p{margin:0}</style>",
+             "<script>document.write('never shown')</script></head><body><div style='display:none'>hidden XBRL</div>"]
+    rows = []
+    for block in contract_blocks() + [Block("paragraph", "")]:
+        if block.kind == "row":
+            rows.append(block.text.split(" | "))
+            continue
+        if rows:
+            parts.append("<table>" + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                                             for row in rows) + "</table>")
+            rows = []
+        if block.kind == "heading":
+            parts.append(f"<h2>{escape(block.text)}</h2>")
+        elif block.text:
+            parts.append(f"<p>{escape(block.text)}<!-- a comment --></p>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("make", [make_docx, make_html], ids=["docx", "html"])
+def test_a_drafted_contract_reads_in_order_with_its_sections_and_table_rows(tmp_path, make):
+    path = make(tmp_path / f"netgear.{'docx' if make is make_docx else 'html'}")
+    read = load_pages(path, path.read_bytes())
+    assert read.sections[0] == OPENING and LAW in read.sections and "4. PRICES, PRICE LIST, TAXES AND PAYMENT" in \
+        read.sections
+    law = read.pages[read.sections.index(LAW)]
+    assert law.startswith(LAW) and "governed by the laws of the State of California" in " ".join(law.split())
+    prices = read.pages[read.sections.index("4. PRICES, PRICE LIST, TAXES AND PAYMENT")].splitlines()
+    assert "FA310TX Fast Ethernet adapter | $24.00 | $39.99" in prices  # a row: one line
+    text = "\n".join(read.pages)
+    assert not any(hidden in text for hidden in ("never shown", "hidden XBRL", "a comment", "margin"))
+    headings = [b.text for b in contract_blocks() if b.kind == "heading"]
+    assert [s for s in read.sections if s != OPENING] == headings  # every heading opens a section, in order
+
+
+def test_word_and_html_answers_cite_the_section(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    make_docx(folder / "netgear-draft.docx")
+    make_html(folder / "netgear.html")
+    settings = Settings(index_dir=tmp_path / "index", collection="drafts")
+    report = ingest(folder, settings, embedder=embedder)
+    assert {f.status for f in report.files} == {OK}
+    engine = Engine(settings, llm=RetrievalOnly(), retriever=Retriever(settings, embedder))
+    try:
+        for name in ("netgear-draft.docx", "netgear.html"):
+            answer = engine.ask(GOVERNING_LAW, [name], answer="quote")
+            best = answer.quotes[0]
+            assert not answer.abstained and "California" in best.shown() and best.section == LAW, best
+            assert answer.citations[0].section  # the source's section: the one its text starts in
+    finally:
+        engine.close()
+    asked = subprocess.run([sys.executable, "-m", "rag.cli", "ask", GOVERNING_LAW, "--doc", "netgear-draft.docx",
+                            "--index", str(settings.index_dir), "--collection", settings.collection, "--answer",
+                            "quote"], capture_output=True, text=True, cwd=ROOT)
+    assert asked.returncode == 0, asked.stderr
+    assert f"netgear-draft.docx, {LAW}, characters" in asked.stdout
+    as_json = subprocess.run([sys.executable, "-m", "rag.cli", "ask", GOVERNING_LAW, "--doc", "netgear.html",
+                              "--index", str(settings.index_dir), "--collection", settings.collection, "--answer",
+                              "quote", "--json"], capture_output=True, text=True, cwd=ROOT)
+    quote = json.loads(as_json.stdout)["quotes"][0]
+    assert quote["section"] == LAW and quote["file"] == "netgear.html"
+
+
+def test_python_docx_test_files_read_with_their_tables_and_headings():
+    files = ROOT / "tests" / "files"
+    read = load_pages(files / "blk-paras-and-tables.docx", (files / "blk-paras-and-tables.docx").read_bytes())
+    assert "Lorem ipsum dolor sit amet" in read.pages[0]
+    cells = load_pages(files / "tbl-cell-access.docx", (files / "tbl-cell-access.docx").read_bytes()).pages[0]
+    assert cells.splitlines()[0] == "1 | 2 | 3"  # a row on one line
+    styles = load_pages(files / "par-known-styles.docx", (files / "par-known-styles.docx").read_bytes())
+    assert styles.sections == (OPENING, "Heading 1")
+
+
+def test_broken_and_misnamed_word_and_html_files_fail_clearly(tmp_path):
+    old = tmp_path / "old.docx"
+    old.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)  # a Word 97 .doc renamed
+    with pytest.raises(FileError, match="not a Word .docx file .* save it as .docx"):
+        load_pages(old, old.read_bytes())
+    broken = tmp_path / "broken.docx"
+    broken.write_bytes(make_docx(tmp_path / "whole.docx").read_bytes()[:3000])  # cut short
+    with pytest.raises(FileError, match="broken .docx"):
+        load_pages(broken, broken.read_bytes())
+    with pytest.raises(FileError, match="not a Word document"):
+        check_content("upload.docx", b"just text")
+    with pytest.raises(FileError, match="does not start with markup"):
+        check_content("upload.html", b"just text")
+    deep = tmp_path / "deep.html"
+    deep.write_text("<div>" * 500 + "deep text" + "</div>" * 500)
+    assert load_pages(deep, deep.read_bytes()).pages == ["deep text"]
+    deep.write_text("<div>" * 100_000 + "deep text" + "</div>" * 100_000)  # a reason, never a crash or silence
+    with pytest.raises(FileError, match="nested too deeply"):
+        load_pages(deep, deep.read_bytes())
+    latin = tmp_path / "latin.html"
+    latin.write_bytes("<p>Caf\xe9 agreement</p>".encode("cp1252"))
+    assert load_pages(latin, latin.read_bytes()).pages == ["Café agreement"]
+
+
+def test_sections_open_at_headings_and_numbered_clauses():
+    read = read_sections([Block("paragraph", "DISTRIBUTION AGREEMENT between A and B"),
+                          Block("paragraph", "9.2 Governing Law. This Agreement is governed by Delaware law."),
+                          Block("paragraph", "It binds successors."), Block("heading", "Schedule A"),
+                          Block("row", "Item | Price"), Block("paragraph", "Section 4.1 Term: five years.")])
+    assert read.sections == (OPENING, "9.2 Governing Law", "Schedule A", "Section 4.1 Term")
+    assert read.pages[1] == "9.2 Governing Law. This Agreement is governed by Delaware law.\nIt binds successors."
+    assert read.pages[2] == "Schedule A\nItem | Price"
