@@ -175,7 +175,7 @@ def test_a_table_row_stays_on_one_line_and_pages_read_fast():
     rows = [line for page in pages for line in page.splitlines()
             if line.startswith("Purchases of property, plant and equipment (PP&E)")]
     assert any(re.search(r"\(1,577\)\s+\(1,373\)\s+\(1,420\)", row) for row in rows), rows
-    assert not any("\r" in page for page in pages)
+    assert not any("\r" in page or "\ufffe" in page for page in pages)
 
 
 def test_the_pdf_extractors_and_their_versions_are_part_of_a_documents_id(tmp_path, embedder):
@@ -204,3 +204,10 @@ def test_the_pdf_extractors_and_their_versions_are_part_of_a_documents_id(tmp_pa
         kb.close()
     sha = hashlib.sha256(CONTRACT.read_bytes()).hexdigest()
     assert got == doc_id(sha, signature(settings, embedder.model_id, reader))
+
+
+def test_pdfium_text_has_no_noncharacters():
+    """PDFium marks a hyphen it took for a soft one as U+FFFE, which XML (a .docx) and other tools refuse."""
+    path = CONTRACTS / "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
+    text = " ".join(" ".join(load_pages(path, path.read_bytes()).pages).split())
+    assert "Commercial Computer Software-Restricted Rights" in text and "\ufffe" not in text

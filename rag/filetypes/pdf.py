@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 PASSWORD_ERROR = 4  # PDFium's FPDF_ERR_PASSWORD
 SCANNED_LETTERS = 20  # a page with fewer letters than this, and an image, is OCR'd (a scan with a stamped page number)
 _LINE_ENDS = re.compile(r"\r\n?")  # PDFium ends lines with \r\n
+# PDFium gives U+FFFE (a noncharacter, which XML and other tools refuse) for a hyphen it took for a soft one:
+# "Commercial Computer Software\ufffeRestricted Rights" in a contract (up to 115 in one FinanceBench filing)
+_SOFT_HYPHEN = str.maketrans({"\ufffe": "-"})
 
 
 @lru_cache(maxsize=4)
@@ -99,7 +102,7 @@ def pdfium_pages(data: bytes, passwords: Sequence[str] = (), progress: Progress 
             except pypdfium2.PdfiumError as e:
                 log.warning("page %d: text could not be extracted (%s); indexed as empty", number + 1, _describe(e))
                 text, failures = "", failures + 1
-            texts.append(_LINE_ENDS.sub("\n", text))
+            texts.append(_LINE_ENDS.sub("\n", text).translate(_SOFT_HYPHEN))
         if count and failures == count:
             raise _Unopened("text extraction failed on every page")
         read = []
