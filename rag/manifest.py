@@ -73,7 +73,11 @@ class Manifest:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(pages)")}  # made before OCR and sections?
         for column, kind in (("ocr", "INTEGER NOT NULL DEFAULT 0"), ("section", "TEXT NOT NULL DEFAULT ''")):
             if column not in columns:
-                self.db.execute(f"ALTER TABLE pages ADD COLUMN {column} {kind}")
+                try:
+                    self.db.execute(f"ALTER TABLE pages ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as e:  # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
         self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 DPI = 200  # office scans are made at 200-300 dpi; 300 read no better here and cost a fifth more
 MAX_PIXELS = 40_000_000  # a larger page is rendered smaller (A0 at 200 dpi is 61M pixels; letter size, 3.7M)
 OCR_WORKERS = 4  # pages read at once, at most (and at most one per core)
+HEARTBEAT = 0.2  # seconds between signs of life while Tesseract reads (a parser silent for parse_timeout is stopped)
 PAGE_TIMEOUT = 120.0  # seconds for one page: a page that takes longer is left empty, with a warning
 INSTALL = "apt-get install tesseract-ocr tesseract-ocr-eng"
 
@@ -53,31 +54,63 @@ def version() -> str | None:
     return first.splitlines()[0].strip() if first.strip() else "tesseract"
 
 
-def recognize(image: bytes) -> str:
-    """The text of one page image (any format Tesseract reads: PGM, PNG ...)."""
+def recognize(image: bytes, running: set | None = None) -> str:
+    """The text of one page image (any format Tesseract reads: PGM, PNG ...); "" (with a warning) when
+    Tesseract fails or takes over PAGE_TIMEOUT. `running`: where the process is kept while it runs, for
+    recognize_all to stop it."""
+    if not image:
+        return ""
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}  # one thread a page: pages run side by side instead
     try:
-        done = subprocess.run([shutil.which("tesseract") or "tesseract", "stdin", "stdout", "-l", "eng"],
-                              input=image, capture_output=True, timeout=PAGE_TIMEOUT, env=env)
+        proc = subprocess.Popen([shutil.which("tesseract") or "tesseract", "stdin", "stdout", "-l", "eng"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except OSError as e:
+        log.warning("OCR of a page could not start Tesseract (%s): left empty", e)
+        return ""
+    if running is not None:
+        running.add(proc)
+    try:
+        out, err = proc.communicate(image, timeout=PAGE_TIMEOUT)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         log.warning("OCR of a page took over %.0f s: left empty", PAGE_TIMEOUT)
         return ""
-    if done.returncode != 0:
-        log.warning("OCR of a page failed (%s): left empty", done.stderr.decode("utf-8", "replace").strip()[:200])
+    finally:
+        if running is not None:
+            running.discard(proc)
+    if proc.returncode != 0:
+        log.warning("OCR of a page failed (%s): left empty", err.decode("utf-8", "replace").strip()[:200])
         return ""
-    return _BLANK_LINES.sub("\n", done.stdout.decode("utf-8", "replace").replace("\f", "")).strip()
+    return _BLANK_LINES.sub("\n", out.decode("utf-8", "replace").replace("\f", "")).strip()
 
 
-def recognize_all(images: Iterable[tuple[int, Callable[[], bytes]]]) -> Iterator[tuple[int, str]]:
+def recognize_all(images: Iterable[tuple[int, Callable[[], bytes]]], waiting: Callable[[], None] = lambda: None
+                  ) -> Iterator[tuple[int, str]]:
     """(key, text) for each (key, make the image) in order; images are made here, one at a time (PDFium is
-    not thread-safe), while up to OCR_WORKERS pages are being read."""
+    not thread-safe), while up to OCR_WORKERS pages are being read. `waiting` is called every HEARTBEAT seconds
+    while a page is being read (the parsing worker's sign of life). Leaving early stops every Tesseract."""
     workers = max(1, min(OCR_WORKERS, os.cpu_count() or 1))
     pending: list[tuple[int, Future]] = []
-    with ThreadPoolExecutor(workers) as pool:
+    running: set = set()
+    pool = ThreadPoolExecutor(workers)
+
+    def done(future: Future) -> str:
+        while True:
+            try:
+                return future.result(timeout=HEARTBEAT)
+            except TimeoutError:
+                waiting()
+
+    try:
         for key, make in images:
-            pending.append((key, pool.submit(recognize, make())))
+            pending.append((key, pool.submit(recognize, make(), running)))
             while len(pending) > workers:
                 first, future = pending.pop(0)
-                yield first, future.result()
+                yield first, done(future)
         for key, future in pending:
-            yield key, future.result()
+            yield key, done(future)
+    finally:
+        for proc in list(running):
+            proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -182,6 +182,10 @@ class _Worker:
                 pass
         if self.proc.poll() is None:
             self.proc.kill()
+        try:  # and what it started (Tesseract on scanned pages): the worker leads its own process group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.proc.wait()
 
     def _death(self) -> str:

@@ -184,3 +184,29 @@ def test_sections_open_at_headings_and_numbered_clauses():
     assert read.sections == (OPENING, "9.2 Governing Law", "Schedule A", "Section 4.1 Term")
     assert read.pages[1] == "9.2 Governing Law. This Agreement is governed by Delaware law.\nIt binds successors."
     assert read.pages[2] == "Schedule A\nItem | Price"
+    for line in ("2020 was a good year for the Company.", "100 Main Street, Suite 4", "3 shares of stock"):
+        assert read_sections([Block("paragraph", "Preamble"), Block("paragraph", line)]).sections == (OPENING,)
+    assert read_sections([Block("paragraph", "ARTICLE IX - NOTICES"), Block("paragraph", "(a) Exclusivity. None"),
+                          Block("paragraph", "12) Fees")]).sections == ("ARTICLE IX - NOTICES", "(a) Exclusivity",
+                                                                        "12) Fees")
+
+
+def test_merged_word_cells_once_equal_neighbours_twice_and_html_cells_as_shown(tmp_path):
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=3)
+    for c, text in enumerate(("Fee", "100", "100")):
+        table.cell(0, c).text = text
+    merged = table.cell(1, 0).merge(table.cell(1, 2))
+    merged.text = "Total"
+    path = tmp_path / "fees.docx"
+    document.save(path)
+    assert load_pages(path, path.read_bytes()).pages == ["Fee | 100 | 100\nTotal"]
+    page = tmp_path / "cells.html"
+    page.write_text("<table><tr><td>a<script>evil()</script></td><td style='display:none'>hidden</td><td>b</td></tr>"
+                    "</table>")
+    assert load_pages(page, page.read_bytes()).pages == ["a | b"]
+    bom = tmp_path / "bom.html"
+    bom.write_bytes(b"\xef\xbb\xbf\n<p>Text</p>")
+    check_content("bom.html", bom.read_bytes())  # a BOM and a newline before the markup: still HTML

@@ -16,7 +16,7 @@ from rag.report import NO_TEXT, OK
 from rag.retrieval import Retriever
 
 from eval.metrics import trigrams
-from helpers import CONTRACTS, ROOT
+from helpers import CONTRACTS, ROOT, wait_for
 
 SCAN = ROOT / "data" / "scanned" / "SCAN_NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 ORIGINAL = CONTRACTS / "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
@@ -77,3 +77,31 @@ def test_ocr_on_and_off_are_documents_of_different_signatures():
     pdf = for_path("scan.pdf")
     assert pdf.reader(Options(ocr=True)) != pdf.reader(Options(ocr=False))
     assert json.dumps(Settings().ocr) == "true"  # on by default
+
+
+def test_a_tesseract_that_hangs_fails_the_file_by_its_time_limit_and_leaves_no_process(tmp_path, embedder,
+                                                                                       monkeypatch):
+    """A Tesseract that never answers (a stand-in program on the PATH that sleeps): the parsing worker keeps
+    saying it is alive while it waits, so the file fails by its whole-file time limit with that reason, not
+    as a silent worker; every Tesseract it started is gone afterwards, and the rest of the folder is indexed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "tesseract"
+    fake.write_text('#!/bin/sh\ncase "$1" in\n  --list-langs) echo "List of available languages (1):"; echo eng;;\n'
+                    '  --version) echo "tesseract 5.3.0 (hangs)";;\n  *) exec sleep 987;;\nesac\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(SCAN, folder / SCAN.name)
+    shutil.copy(ORIGINAL, folder / ORIGINAL.name)
+    settings = Settings(index_dir=tmp_path / "index", collection="hangs", parse_timeout=2.0)
+    report = {f.path.rsplit("/", 1)[-1]: f for f in ingest(folder, settings, embedder=embedder).files}
+    scan = report[SCAN.name]
+    assert scan.status == "failed" and "took longer than its limit" in scan.reason, scan
+    assert report[ORIGINAL.name].status == OK
+
+    def left() -> str:
+        return subprocess.run(["pgrep", "-f", "sleep 987"], capture_output=True, text=True).stdout.strip()
+
+    assert wait_for(lambda: not left(), timeout=30), left()

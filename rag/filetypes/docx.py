@@ -2,7 +2,8 @@
 (Word's Heading and Title styles) and each numbered clause (rag.filetypes.sections); a table row is one line.
 
 Word's automatic list numbers are not in the text python-docx gives: a clause numbered that way is found
-by its heading style, not its number. Headers, footers, comments and tracked deletions are left out.
+by its heading style, not its number. Headers, footers, comments and tracked deletions are left out; so,
+for now, are block content controls (w:sdt) and tables nested inside a table's cell.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def _blocks(document) -> Iterator[Block]:
 def _rows(table) -> Iterator[Block]:
     for row in table.rows:
         cells: list[str] = []
+        seen = None
         for cell in row.cells:
+            if cell._tc is seen:  # a merged cell comes back once per column it spans
+                continue
+            seen = cell._tc
             text = " ".join(cell.text.split())
-            if text and (not cells or cells[-1] != text):  # a merged cell comes back once per column it spans
+            if text:
                 cells.append(text)
         if cells:
             yield Block("row", " | ".join(cells))

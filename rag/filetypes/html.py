@@ -68,11 +68,10 @@ def _blocks(root) -> Iterator[Block]:
         hidden = tag in SKIPPED or _HIDDEN.search(element.get("style") or "") if tag else True
         if not hidden and tag in HEADINGS:
             yield from flush()
-            yield Block("heading", element.text_content())
+            yield Block("heading", _shown(element))
         elif not hidden and tag == "tr":
             yield from flush()
-            cells = [" ".join(c.text_content().split()) for c in element
-                     if isinstance(c.tag, str) and c.tag.lower() in ("td", "th")]
+            cells = [" ".join(_shown(c).split()) for c in element if _visible(c) and c.tag.lower() in ("td", "th")]
             yield Block("row", " | ".join(c for c in cells if c))
         elif not hidden:
             block = tag in BLOCK
@@ -90,11 +89,21 @@ def _blocks(root) -> Iterator[Block]:
     yield from flush()
 
 
+def _visible(element) -> bool:
+    tag = element.tag.lower() if isinstance(element.tag, str) else ""
+    return bool(tag) and tag not in SKIPPED and not _HIDDEN.search(element.get("style") or "")
+
+
+def _shown(element) -> str:
+    """The text of a heading or a cell as a browser shows it (no script, style or hidden parts inside)."""
+    return (element.text or "") + "".join((_shown(c) if _visible(c) else "") + (c.tail or "") for c in element)
+
+
 def check(data: bytes) -> str | None:
-    head = data[:2048].lstrip().lower()
+    head = data[:2048].removeprefix(b"\xef\xbb\xbf").lstrip().lower()
     if b"\x00" in data[:4096]:
         return "is named .html but holds binary data"
-    return None if head.startswith((b"<", b"\xef\xbb\xbf<")) else "is named .html but does not start with markup"
+    return None if head.startswith(b"<") else "is named .html but does not start with markup"
 
 
 register(FileType("HTML", (".html", ".htm"), load_html, check, no_text="no text (the page shows none)"))

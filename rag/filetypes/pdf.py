@@ -107,7 +107,11 @@ def pdfium_pages(data: bytes, passwords: Sequence[str] = (), progress: Progress 
             raise _Unopened("text extraction failed on every page")
         read = []
         if ocr and scanned and _ocr.version():
-            for done, (number, text) in enumerate(_ocr.recognize_all((n, lambda n=n: _image(pdf, n)) for n in scanned)):
+            step = [0]
+            pages = _ocr.recognize_all(((n, lambda n=n: _image(pdf, n)) for n in scanned),
+                                       lambda: progress(step[0], len(scanned), "OCR of scanned page"))
+            for done, (number, text) in enumerate(pages):
+                step[0] = done
                 progress(done, len(scanned), "OCR of scanned page")
                 if sum(ch.isalpha() for ch in text) > sum(ch.isalpha() for ch in texts[number]):
                     texts[number] = text
@@ -126,13 +130,19 @@ def _has_image(page) -> bool:
 def _image(pdf, number: int) -> bytes:
     """Page `number` (0-based) rendered in grey at ocr.DPI (less for a poster-sized page: at most
     ocr.MAX_PIXELS), as a PGM image (no compression to pay for)."""
-    page = pdf[number]
+    import pypdfium2
+
     try:
-        area = max(1.0, page.get_width() * page.get_height())  # in points
-        scale = min(_ocr.DPI / 72, (_ocr.MAX_PIXELS / area) ** 0.5)
-        image = page.render(scale=scale, grayscale=True).to_pil()
-    finally:
-        page.close()
+        page = pdf[number]
+        try:
+            area = max(1.0, page.get_width() * page.get_height())  # in points
+            scale = min(_ocr.DPI / 72, (_ocr.MAX_PIXELS / area) ** 0.5)
+            image = page.render(scale=scale, grayscale=True).to_pil()
+        finally:
+            page.close()
+    except pypdfium2.PdfiumError as e:  # this page stays as it was (empty); the others are read
+        log.warning("page %d: could not be rendered for OCR (%s)", number + 1, _describe(e))
+        return b""
     out = io.BytesIO()
     image.convert("L").save(out, format="PPM")
     return out.getvalue()

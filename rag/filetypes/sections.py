@@ -16,10 +16,10 @@ from rag.filetypes import Read
 OPENING = "start of the document"  # the label of what comes before the first heading or clause
 LABEL_CHARS = 80  # a label longer than this is cut at a word
 LABEL_WORDS = 8  # a numbered clause's label: its number and title, or its first words
-# "9.2 Governing Law.", "Section 4.1 Term", "ARTICLE IX - NOTICES", "12) Confidentiality", "(a) Exclusivity":
-# a number (decimal or roman), then words
-_CLAUSE = re.compile(r"^(?:(?:section|article|clause|§)\s*)?(?:\d+(?:\.\d+)*\.?|[IVXLC]+\.|\d+\)|\([a-z0-9]{1,4}\))\s+"
-                     r"(?=[A-Za-z\"“])", re.IGNORECASE)
+# "9.2 Governing Law.", "Section 4.1 Term", "ARTICLE IX - NOTICES", "12. Confidentiality", "12) Fees", "(a) Exclusivity",
+# "IV. Term": a clause number, then a capitalised word; not "2020 was a good year" or "100 Main Street"
+_CLAUSE = re.compile(r"^(?:(?i:section|article|clause)\s+(?:\d+(?:\.\d+)*|[IVXLC]+)[.:]?|§\s*\d+(?:\.\d+)*\.?|"
+                     r"\d+(?:\.\d+)+\.?|\d+[.)]|[IVXLC]+\.|\([a-z0-9]{1,4}\))\s+(?:[-–—:]\s+)?(?=[\"“]?[A-Z])")
 _TITLE_END = re.compile(r"(?<=[a-z0-9])[.:](?:\s|$)|\s[-–—]\s")
 
 
