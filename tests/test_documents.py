@@ -51,25 +51,33 @@ def contract_blocks() -> list[Block]:
     return blocks[:at + 1] + [Block("row", " | ".join(row)) for row in PRICES] + blocks[at + 1:]
 
 
+def contract_parts() -> list[tuple[str, object]]:
+    """contract_blocks with consecutive rows as one ("table", rows)."""
+    parts: list[tuple[str, object]] = []
+    for block in contract_blocks():
+        if block.kind != "row":
+            parts.append((block.kind, block.text))
+        elif parts and parts[-1][0] == "table":
+            parts[-1][1].append(block.text.split(" | "))
+        else:
+            parts.append(("table", [block.text.split(" | ")]))
+    return parts
+
+
 def make_docx(path: Path) -> Path:
     import docx
 
     document = docx.Document()
-    rows = []
-    for block in contract_blocks() + [Block("paragraph", "")]:
-        if block.kind == "row":
-            rows.append(block.text.split(" | "))
-            continue
-        if rows:
-            table = document.add_table(rows=len(rows), cols=len(rows[0]))
-            for r, row in enumerate(rows):
+    for kind, content in contract_parts():
+        if kind == "table":
+            table = document.add_table(rows=len(content), cols=len(content[0]))
+            for r, row in enumerate(content):
                 for c, text in enumerate(row):
                     table.cell(r, c).text = text
-            rows = []
-        if block.kind == "heading":
-            document.add_heading(block.text, level=1)
-        elif block.text:
-            document.add_paragraph(block.text)
+        elif kind == "heading":
+            document.add_heading(content, level=1)
+        else:
+            document.add_paragraph(content)
     document.save(path)
     return path
 
@@ -79,19 +87,14 @@ def make_html(path: Path) -> Path:
     element hidden by CSS."""
     parts = ["<!DOCTYPE html><html><head><title>Distributor Agreement</title><style>p{margin:0}</style>",
              "<script>document.write('never shown')</script></head><body><div style='display:none'>hidden XBRL</div>"]
-    rows = []
-    for block in contract_blocks() + [Block("paragraph", "")]:
-        if block.kind == "row":
-            rows.append(block.text.split(" | "))
-            continue
-        if rows:
+    for kind, content in contract_parts():
+        if kind == "table":
             parts.append("<table>" + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
-                                             for row in rows) + "</table>")
-            rows = []
-        if block.kind == "heading":
-            parts.append(f"<h2>{escape(block.text)}</h2>")
-        elif block.text:
-            parts.append(f"<p>{escape(block.text)}<!-- a comment --></p>")
+                                             for row in content) + "</table>")
+        elif kind == "heading":
+            parts.append(f"<h2>{escape(content)}</h2>")
+        else:
+            parts.append(f"<p>{escape(content)}<!-- a comment --></p>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
