@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from typing import Iterable, Sequence
 from dataclasses import dataclass
@@ -79,9 +80,14 @@ class Manifest:
                     if "duplicate column" not in str(e):
                         raise
         self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
+        self.reading = threading.Lock()  # held by a thread that reads while its caller does something else
 
     def close(self) -> None:
-        self.db.close()
+        """Close the database, after stopping and awaiting a thread's read: a caller stopped by Ctrl-C closes
+        while its search thread may still be reading, and SQLite crashes the process when closed under a query."""
+        self.db.interrupt()
+        with self.reading:
+            self.db.close()
 
     @contextlib.contextmanager
     def transaction(self):

@@ -96,7 +96,8 @@ class Retriever:
 
         def keyword_search():  # SQLite releases the GIL: this runs while the model embeds the question
             try:
-                keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids))
+                with self.manifest.reading:
+                    keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids))
             except Exception as e:  # raised again below, in the caller's thread
                 failed.append(e)
 

@@ -85,6 +85,51 @@ def test_ctrl_c_stops_an_eval_at_any_stage(sample_index, tmp_path, stage):
     assert "interrupted" in err and "Traceback" not in err
 
 
+SEARCH_UNDER_CTRL_C = """
+import random, signal, sys, threading
+from pathlib import Path
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.retrieval import Retriever
+
+settings = Settings(index_dir=Path(sys.argv[1]), collection=sys.argv[2])
+embedder = Embedder(settings)
+Retriever(settings, embedder).search("warm up", 20)
+main, stop = threading.main_thread().ident, threading.Event()
+
+def ctrl_c_now_and_then():
+    while not stop.wait(random.uniform(0.001, 0.03)):
+        signal.pthread_kill(main, signal.SIGINT)
+
+threading.Thread(target=ctrl_c_now_and_then, daemon=True).start()
+interrupted = 0
+while interrupted < 300:
+    retriever = None
+    try:
+        retriever = Retriever(settings, embedder)
+        while True:
+            retriever.search("governing law of this agreement", 20)
+    except KeyboardInterrupt:  # then, as the CLI does, close the knowledge base at once
+        interrupted += 1
+        try:
+            if retriever:
+                retriever.close()
+        except KeyboardInterrupt:
+            pass
+stop.set()
+print("interrupted", interrupted)
+"""
+
+
+def test_ctrl_c_in_mid_search_then_closing_the_index_never_crashes(sample_index):
+    # a search reads keywords in a thread while it embeds the question; Ctrl-C lands anywhere in it, and the
+    # caller closes the index: before the manifest waited for that thread, this crashed (SIGSEGV) every run
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", SEARCH_UNDER_CTRL_C,
+                           str(sample_index.index_dir), sample_index.collection],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "interrupted 300" in done.stdout, done.stderr[-3000:]
+
+
 def stored_chunks(index) -> int:
     try:
         with sqlite3.connect(index / "manifest.sqlite", timeout=5) as con:
