@@ -85,9 +85,15 @@ class Manifest:
     def close(self) -> None:
         """Close the database, after stopping and awaiting a thread's read: a caller stopped by Ctrl-C closes
         while its search thread may still be reading, and SQLite crashes the process when closed under a query."""
-        self.db.interrupt()
-        with self.reading:
+        if not self.reading.acquire(blocking=False):
+            self.db.interrupt()  # only then: an interrupt left pending would also stop close's checkpoint
+            self.reading.acquire()
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.db.execute("SELECT 1")  # takes any interrupt still pending
+        try:
             self.db.close()
+        finally:
+            self.reading.release()
 
     @contextlib.contextmanager
     def transaction(self):

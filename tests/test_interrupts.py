@@ -92,6 +92,7 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.retrieval import Retriever
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
 settings = Settings(index_dir=Path(sys.argv[1]), collection=sys.argv[2])
 embedder = Embedder(settings)
 Retriever(settings, embedder).search("warm up", 20)
