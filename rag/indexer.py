@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rag import filetypes
+from rag.chunking import embedded_text
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError, FileError, UnknownDocumentError
@@ -183,7 +184,7 @@ class _Run:
         missing = {d.doc_id for d in self.manifest.documents().values() if d.state == "complete"}
         for doc_id in missing - self.manifest.lexical.documents():
             got = self.store.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
-            rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], m["tokens"], text)
+            rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], m["tokens"], text, m.get("heading", ""))
                     for cid, text, m in zip(got["ids"], got["documents"], got["metadatas"])]
             with self.manifest.transaction() as m:
                 m.lexical.put(doc_id, rows)
@@ -288,7 +289,7 @@ class _Run:
         todo = [i for i, cid in enumerate(ids) if cid not in have]
         for lo in range(0, len(todo), EMBED_BATCH):
             batch = todo[lo:lo + EMBED_BATCH]
-            vectors = self.embedder.embed([item.chunks[i].text for i in batch])
+            vectors = self.embedder.embed([embedded_text(item.chunks[i]) for i in batch])
             self.report.embedded += len(batch)
             t = time.perf_counter()
             self.store.upsert([ids[i] for i in batch], vectors, [item.chunks[i].text for i in batch],
@@ -296,7 +297,7 @@ class _Run:
             self.timer["store"] += time.perf_counter() - t
         old = self.before.get(path)
         with self.manifest.transaction() as m:
-            m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text)
+            m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text, c.heading)
                                    for cid, c, n in zip(ids, item.chunks, item.tokens)))
             m.put_pages(doc_id, item.texts, item.ocr, item.sections)
             if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
@@ -310,7 +311,7 @@ class _Run:
         c = item.chunks[i]
         return {"doc_id": doc_id, "sha256": item.sha256, "path": shown(str(item.path)), "file": shown(item.path.name),
                 "page_start": c.page_start, "page_end": c.page_end, "start": c.start, "end": c.end,
-                "chunk": c.index, "tokens": item.tokens[i]}
+                "chunk": c.index, "tokens": item.tokens[i], "heading": c.heading}
 
     # 4. what is gone
     def _remove_missing(self, seen: set[str]) -> None:

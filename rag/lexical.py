@@ -10,21 +10,27 @@ hides it for removal, so the keyword and vector halves always see the same docum
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Iterable, NamedTuple, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, collection TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
     chunk INTEGER NOT NULL, page_start INTEGER NOT NULL, page_end INTEGER NOT NULL, tokens INTEGER NOT NULL,
-    text TEXT NOT NULL, UNIQUE (collection, chunk_id));
+    text TEXT NOT NULL, heading TEXT NOT NULL DEFAULT '', UNIQUE (collection, chunk_id));
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61');
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text); END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+"""
+# A chunk is found by its words and its table's heading's. Triggers made before headings indexed the text
+# alone: replaced, and as a chunk without a heading is indexed as before, their rows stay valid.
+INDEXED = "CASE WHEN {0}.heading = '' THEN {0}.text ELSE {0}.heading || char(10) || {0}.text END"
+TRIGGERS = f"""
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.id, {INDEXED.format('new')}); END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, {INDEXED.format('old')}); END;
 """
 # Per connection: the question's words through the same tokenizer, to learn their stems.
 QUESTION_SCHEMA = """
@@ -52,6 +58,7 @@ class Row(NamedTuple):
     page_end: int
     tokens: int  # Llama-3 tokens
     text: str
+    heading: str = ""  # a chunk that starts inside a table: the table's heading (rag.chunking.table_heading)
 
 
 _NOT_ASKED = STOPWORDS | frozenset("what which whom whose please tell give list there".split())
@@ -81,14 +88,37 @@ class LexicalIndex:
         self._df: dict[str, int] = {}  # chunks per word stem, for selective()
         self._df_version: tuple[int, int] | None = None
         db.executescript(SCHEMA + QUESTION_SCHEMA)
+        if "heading" not in {row[1] for row in db.execute("PRAGMA table_info(chunks)")}:  # made before headings
+            try:
+                db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT NOT NULL DEFAULT ''")
+            except sqlite3.OperationalError as e:  # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
+        if not self._triggers_current():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._triggers_current():  # another process may have replaced them meanwhile
+                    db.execute("DROP TRIGGER IF EXISTS chunks_ai")
+                    db.execute("DROP TRIGGER IF EXISTS chunks_ad")
+                    for statement in TRIGGERS.strip().split("END;")[:-1]:
+                        db.execute(statement + "END;")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _triggers_current(self) -> bool:
+        found = dict(self.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                                     "('chunks_ai', 'chunks_ad')"))
+        return len(found) == 2 and all("heading" in sql for sql in found.values())
 
     def put(self, doc_id: str, chunks: Iterable[Row]) -> None:
         """The chunks of one document, replacing what it had."""
         self.drop(doc_id)
         self.db.executemany(
-            "INSERT INTO chunks (collection, chunk_id, doc_id, chunk, page_start, page_end, tokens, text) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(self.collection, r.chunk_id, doc_id, r.chunk, r.page_start, r.page_end, r.tokens, r.text)
+            "INSERT INTO chunks (collection, chunk_id, doc_id, chunk, page_start, page_end, tokens, text, heading) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(self.collection, r.chunk_id, doc_id, r.chunk, r.page_start, r.page_end, r.tokens, r.text, r.heading)
              for r in chunks])
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, Row]:
@@ -97,7 +127,7 @@ class LexicalIndex:
         for lo in range(0, len(chunk_ids), 500):
             part = list(chunk_ids[lo:lo + 500])
             rows = self.db.execute(
-                "SELECT chunk_id, chunk, page_start, page_end, tokens, text FROM chunks WHERE collection = ? "
+                "SELECT chunk_id, chunk, page_start, page_end, tokens, text, heading FROM chunks WHERE collection = ? "
                 f"AND chunk_id IN ({','.join('?' * len(part))})", (self.collection, *part))
             found.update((r[0], Row(*r)) for r in rows)
         return found

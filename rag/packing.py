@@ -3,6 +3,8 @@
 1. Hits are taken best first. A hit adjacent to (or overlapping) one already taken from the same
    document joins it as one source, its overlap with its neighbour removed; otherwise it opens a source.
    A hit that does not fit is skipped and reported; smaller later ones may still fit.
+   A hit that is mostly table grows at once by the table's chunks on its page(s), budget permitting: a
+   statement's figures are asked for together, and a chunk of one holds a few of its rows.
 2. While budget remains, sources grow by their neighbouring chunks, best source first, one chunk per
    side per round (`expand` rounds at most).
 3. Sources that became adjacent are merged (that only ever saves tokens).
@@ -20,11 +22,13 @@ import random as _random
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+from rag.chunking import in_table
 from rag.prompts import Clean, neutralize, source_block
 
 ORDERINGS = ("golden", "reverse", "sandwich", "random")
 _WIDEST_NUMBER = 999  # "[999]" counts as many tokens as any number up to it
 _JOIN_SLACK = 2  # tokens a join may add where two texts meet
+TABLE_CHUNKS = 12  # rounds a table hit grows by (a chunk each side per round): a page of a statement
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Hit:
     rank: int  # 1 = best
     tokens: int = 0  # its Llama-3 token count, if known (stored at ingestion)
     section: str = ""  # a document without pages (Word, HTML): the section it starts in, cited instead of a page
+    heading: str = ""  # one that starts inside a table: the table's heading (rag.chunking.table_heading)
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,11 @@ class Source:
     tokens: int
     hits: tuple[int, ...] = ()  # ranks of the retrieved hits inside it (the rest is neighbouring text)
     section: str = ""  # a document without pages: the section its text starts in
+    heading: str = ""  # its text starts inside a table: the table's heading
 
     def block(self, clean: Clean = neutralize) -> str:
-        return source_block(self.number, self.file, self.page_start, self.page_end, self.text, clean, self.section)
+        return source_block(self.number, self.file, self.page_start, self.page_end, self.text, clean, self.section,
+                            self.heading)
 
 
 @dataclass(frozen=True)
@@ -87,13 +94,15 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
         raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
 
     def exact(s: Source) -> int:
-        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, clean, s.section))
+        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, clean, s.section,
+                                         s.heading))
 
     def piece(h: Hit) -> int:  # a chunk counted once; with its overlap, so joins are over-estimated
         return (h.tokens if h.tokens and llama_counts else count_tokens(h.text)) + _JOIN_SLACK
 
     def header(h: Hit) -> int:  # a block's heading and spacing, for the widest number
-        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", clean, h.section))
+        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", clean, h.section,
+                                         h.heading))
 
     # Choosing counts each chunk once (an upper bound for a source that grows); the result is then
     # counted exactly, block by block, and trimmed in the rare case the bound was not one.
@@ -101,12 +110,30 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
     taken: dict[tuple[str, int], int] = {}  # (doc_id, chunk index) -> position in sources
     used, dropped = 0, []
 
-    def take(at: int | None, grown: Source) -> None:
+    def take(at: int | None, grown: Source) -> int:
         if at is None:
             sources.append(grown)
             at = len(sources) - 1
         sources[at] = grown
         taken.update(((grown.doc_id, i), at) for i in range(grown.first, grown.last + 1))
+        return at
+
+    def grow_table(at: int, hit: Hit) -> None:  # the hit's table, on its page(s), joins it
+        nonlocal used
+        for _ in range(TABLE_CHUNKS):
+            s, grew = sources[at], False
+            wanted = [i for i in (s.last + 1, s.first - 1) if i >= 0 and (s.doc_id, i) not in taken]
+            found = neighbours([(s.doc_id, i) for i in wanted]) if wanted else {}
+            for index in wanted:
+                near = found.get((s.doc_id, index))
+                if (near is None or near.page_start > hit.page_end or near.page_end < hit.page_start
+                        or not in_table(near.text) or used + piece(near) > budget):
+                    continue
+                used += piece(near)
+                take(at, replace(_join(sources[at], near, as_hit=False), tokens=sources[at].tokens + piece(near)))
+                grew = True
+            if not grew:
+                return
 
     for hit in sorted(hits, key=lambda h: h.rank):
         if (hit.doc_id, hit.chunk) in taken:
@@ -117,8 +144,10 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
             dropped.append(hit)
             continue
         used += extra
-        take(at, replace(_open(hit), tokens=extra) if at is None
-             else replace(_join(sources[at], hit), tokens=sources[at].tokens + extra))
+        at = take(at, replace(_open(hit), tokens=extra) if at is None
+                  else replace(_join(sources[at], hit), tokens=sources[at].tokens + extra))
+        if neighbours is not None and in_table(hit.text):
+            grow_table(at, hit)
 
     for _ in range(expand if neighbours is not None else 0):
         wanted = {i: [index for index in (s.last + 1, s.first - 1) if index >= 0 and (s.doc_id, index) not in taken]
@@ -157,7 +186,7 @@ def reorder(packed: Packed, ordering: str, seed: int = 0) -> Packed:
 
 def _open(hit: Hit) -> Source:
     return Source(0, hit.rank, hit.score, hit.doc_id, hit.file, hit.path, hit.chunk, hit.chunk, hit.page_start,
-                  hit.page_end, hit.text, 0, (hit.rank,), hit.section)
+                  hit.page_end, hit.text, 0, (hit.rank,), hit.section, hit.heading)
 
 
 def _join(s: Source, hit: Hit, as_hit: bool = True) -> Source:
@@ -166,7 +195,8 @@ def _join(s: Source, hit: Hit, as_hit: bool = True) -> Source:
     text = overlap_join(s.text, hit.text) if after else overlap_join(hit.text, s.text)
     return replace(s, text=text, first=min(s.first, hit.chunk), last=max(s.last, hit.chunk),
                    page_start=min(s.page_start, hit.page_start), page_end=max(s.page_end, hit.page_end),
-                   hits=s.hits + ((hit.rank,) if as_hit else ()), section=s.section if after else hit.section)
+                   hits=s.hits + ((hit.rank,) if as_hit else ()), section=s.section if after else hit.section,
+                   heading=s.heading if after else hit.heading)
 
 
 def overlap_join(first: str, second: str, longest: int = 2000) -> str:

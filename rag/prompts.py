@@ -51,11 +51,13 @@ def pages_label(page_start: int, page_end: int) -> str:
 
 
 def source_block(number: int, file: str, page_start: int, page_end: int, text: str, clean: Clean = neutralize,
-                 section: str = "") -> str:
+                 section: str = "", heading: str = "") -> str:
     """One numbered source as the model sees it; packing counts exactly this. `section`: a document without
-    pages (Word, HTML) is cited by the section its text starts in."""
+    pages (Word, HTML) is cited by the section its text starts in. `heading`: a text that starts inside a table
+    is shown under its table's heading, so its figures keep their meaning."""
     where = clean(section) if section else pages_label(page_start, page_end)
-    return f"[{number}] {clean(file)}, {where}\n{clean(text.strip())}\n\n"
+    above = f"({clean(' / '.join(heading.splitlines()))}, continued)\n" if heading else ""
+    return f"[{number}] {clean(file)}, {where}\n{above}{clean(text.strip())}\n\n"
 
 
 def user_message(blocks: list[str], question: str, clean: Clean = neutralize) -> str:

@@ -175,5 +175,5 @@ class Retriever:
                 continue  # written by an ingest still running, or being removed: not visible
             hits.append(Hit(cid, document[cid], shown(Path(path).name), path, row.chunk, row.page_start, row.page_end,
                             row.text, score, rank_from + len(hits), row.tokens,
-                            sections.get(document[cid], {}).get(row.page_start, "")))
+                            sections.get(document[cid], {}).get(row.page_start, ""), row.heading))
         return hits

@@ -25,11 +25,31 @@ def test_chunks_respect_the_limit_and_point_back_into_their_pages():
             assert c.text == pages[c.page_start - 1][c.start:] + PAGE_BREAK + pages[c.page_end - 1][:c.end]
     assert [c.index for c in chunks] == list(range(len(chunks)))
     assert chunks[0].text == "First sentence here. Second one follows it."  # cut at a sentence end
-    # overlap: each chunk after the first starts inside the previous one's text (the sentence-end cut excepted)
+    # overlap: each chunk after the first starts inside the previous one's text (the sentence-end cut and a
+    # page's first chunk excepted)
     offset = [0, len(pages[0]) + len(PAGE_BREAK)]
     starts = [offset[c.page_start - 1] + c.start for c in chunks]
     ends = [offset[c.page_end - 1] + c.end for c in chunks]
-    assert all(b < e for b, e in zip(starts[2:], ends[1:]))
+    assert all(b < e for b, e in zip(starts[2:], ends[1:]) if b != offset[1])
+
+
+def test_a_page_opens_a_chunk_and_a_table_row_is_never_split():
+    heading = "Consolidated Statement of Cash Flows\n(Millions) 2018 2017 2016\nInvesting activities:\n"
+    rows = "".join(f"Purchases of property, plant and equipment no. {i}. (1,577) (1,373) (1,420)\n" for i in range(40))
+    pages = ["Narrative text before the statements. " * 30, heading + rows, "Notes. " * 20]
+    chunks = chunk_pages(pages, words, max_tokens=48, overlap=8)
+    assert [c.start for c in chunks if c.page_start == 2][0] == 0  # the statement's page opens with its title
+    assert any(c.text.startswith("Consolidated Statement") for c in chunks)
+    page_starts = {c.page_start for c in chunks if c.start == 0}
+    assert page_starts == {1, 2, 3}
+    for c in chunks:
+        if c.page_start == 2 and c.page_end == 2:
+            assert c.text.endswith(("(1,420)", "2016")), c.text[-60:]  # rows end whole, never at "no. 7."
+            assert pages[1][c.start - 1:c.start] in ("", "\n", " ")
+            # one that starts inside the table carries its heading, and both fit the window together
+            assert c.heading == ("" if c.start == 0 else "Consolidated Statement of Cash Flows\n(Millions) 2018 2017 2016")
+            assert len(words([c.heading + "\n" + c.text])[0]) <= 48
+    assert all(c.heading == "" for c in chunks if c.page_start != 2)
 
 
 def test_every_word_is_in_some_chunk():
@@ -71,3 +91,13 @@ def test_real_contract_chunks_fit_the_embedding_window(embedder, name):
     for c in chunks:
         assert 1 <= c.page_start <= c.page_end <= len(pages)
         assert pages[c.page_start - 1][c.start:].startswith(c.text[:20])
+
+
+def test_word_and_html_table_rows_are_rows_too():
+    # Word and HTML tables come as one line per row, cells joined by " | " (rag.filetypes)
+    rows = "".join(f"Line item {i} | 1,{i:03d} | ({i},250) | 7.5%\n" for i in range(60))
+    pages = ["Schedule of Fees\nItem | 2024 | 2023 | Change\n" + rows]
+    chunks = chunk_pages(pages, words, max_tokens=80, overlap=6)
+    assert len(chunks) > 3 and all(c.text.endswith("7.5%") for c in chunks)
+    assert all(c.text.startswith("Line item") for c in chunks[1:])  # rows whole: no overlap inside one
+    assert all(c.heading == "Schedule of Fees\nItem | 2024 | 2023 | Change" for c in chunks[1:])

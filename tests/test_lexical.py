@@ -82,3 +82,37 @@ def test_within_documents_every_word_counts_and_only_their_rows_are_read(tmp_pat
     both = index.search("widget payment", 10, doc_ids=["d1", "d3"])
     assert {c for c, _ in both} == {"d1-0", "d1-1", "d3-0", "d3-1"}  # d2, inside the id range, is filtered out
     assert index.search("widget", 5, doc_ids=["unknown"]) == []
+
+
+OLD_SCHEMA = """
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY, collection TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    chunk INTEGER NOT NULL, page_start INTEGER NOT NULL, page_end INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    text TEXT NOT NULL, UNIQUE (collection, chunk_id));
+CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='id', tokenize='porter unicode61');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text); END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+"""
+
+
+def test_a_tables_heading_is_searched_with_its_chunk_and_an_older_index_learns_headings(tmp_path):
+    path = tmp_path / "manifest.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(OLD_SCHEMA)  # an index made before headings, holding a document
+    db.execute("INSERT INTO chunks (collection, chunk_id, doc_id, chunk, page_start, page_end, tokens, text) "
+               "VALUES ('kbase', 'old-0', 'old', 0, 1, 1, 5, 'Accounts payable 408 24 148')")
+    db.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    lexical = LexicalIndex(db, "kbase")
+    LexicalIndex(db, "kbase")  # a second opening finds them current
+    heading = "Consolidated Statement of Cash Flows\n(Millions) 2018 2017 2016"
+    lexical.put("new", [Row("new-0", 0, 1, 1, 9, "Inventories (509) (387) 57", heading),
+                        Row("new-1", 1, 1, 1, 9, "Operating lease cash flows 120 110")])
+    assert [c for c, _ in lexical.search("consolidated statement of cash flows", 5)][0] == "new-0"
+    assert lexical.get(["new-0"])["new-0"].heading == heading and lexical.get(["old-0"])["old-0"].heading == ""
+    lexical.drop("old")  # a row indexed by the old trigger leaves the index cleanly (its words leave too)
+    lexical.drop("new")
+    assert lexical.search("accounts payable inventories statement", 5) == []
+    assert db.execute("SELECT count(*) FROM chunks_vocab").fetchone()[0] == 0

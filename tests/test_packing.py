@@ -1,6 +1,7 @@
 """Packing invariants, with a word-count tokenizer and with the real Llama-3 tokenizer."""
 
 import random
+import re
 
 import pytest
 
@@ -110,4 +111,6 @@ def test_real_consecutive_chunks_join_back_into_the_document(embedder):
     for c in chunks[1:]:
         joined = overlap_join(joined, c.text)
     text = PAGE_BREAK.join(pages)
-    assert joined == text[text.index(chunks[0].text):][:len(joined)]
+    # chunks overlap, except where a page opens a chunk: there the join puts one line break for the page break
+    squeeze = lambda t: re.sub(r"\s+", " ", t)  # noqa: E731
+    assert squeeze(joined) == squeeze(text[text.index(chunks[0].text):])[:len(squeeze(joined))]

@@ -27,8 +27,10 @@ PASSWORD_ERROR = 4  # PDFium's FPDF_ERR_PASSWORD
 SCANNED_LETTERS = 20  # a page with fewer letters than this, and an image, is OCR'd (a scan with a stamped page number)
 _LINE_ENDS = re.compile(r"\r\n?")  # PDFium ends lines with \r\n
 # PDFium gives U+FFFE (a noncharacter, which XML and other tools refuse) for a hyphen it took for a soft one:
-# "Commercial Computer Software\ufffeRestricted Rights" in a contract (up to 115 in one FinanceBench filing)
-_SOFT_HYPHEN = str.maketrans({"\ufffe": "-"})
+# "Commercial Computer Software\ufffeRestricted Rights" in a contract (up to 115 in one FinanceBench filing);
+# and some filings set every space as a no-break space, which costs the model's tokenizer twice the tokens
+_PDFIUM_CHARS = str.maketrans({"\ufffe": "-", "\xa0": " "})
+TEXT_RULES = 2  # bump when the mapping above changes: it is part of each PDF's signature
 
 
 @lru_cache(maxsize=4)
@@ -37,7 +39,7 @@ def reader(options: Options) -> str:
     from importlib.metadata import version
 
     engine = (_ocr.version() or "unavailable") if options.ocr else "off"
-    return f"pdfium={version('pypdfium2')};pypdf={version('pypdf')};ocr={engine}"
+    return f"pdfium={version('pypdfium2')}+{TEXT_RULES};pypdf={version('pypdf')};ocr={engine}"
 
 
 def no_text(options: Options) -> str:
@@ -102,7 +104,7 @@ def pdfium_pages(data: bytes, passwords: Sequence[str] = (), progress: Progress 
             except pypdfium2.PdfiumError as e:
                 log.warning("page %d: text could not be extracted (%s); indexed as empty", number + 1, _describe(e))
                 text, failures = "", failures + 1
-            texts.append(_LINE_ENDS.sub("\n", text).translate(_SOFT_HYPHEN))
+            texts.append(_LINE_ENDS.sub("\n", text).translate(_PDFIUM_CHARS))
         if count and failures == count:
             raise _Unopened("text extraction failed on every page")
         read = []
