@@ -213,3 +213,31 @@ def test_merged_word_cells_once_equal_neighbours_twice_and_html_cells_as_shown(t
     bom = tmp_path / "bom.html"
     bom.write_bytes(b"\xef\xbb\xbf\n<p>Text</p>")
     check_content("bom.html", bom.read_bytes())  # a BOM and a newline before the markup: still HTML
+
+
+def test_word_content_controls_and_nested_tables_are_read(tmp_path):
+    import copy
+
+    import docx
+    from docx.oxml import OxmlElement
+
+    document = docx.Document()
+    document.add_paragraph("Before the field.")
+    field = document.add_paragraph("The Supplier shall deliver within 30 days.")  # a template's field
+    sdt, content = OxmlElement("w:sdt"), OxmlElement("w:sdtContent")
+    field._p.addprevious(sdt)
+    content.append(copy.deepcopy(field._p))
+    sdt.append(content)
+    field._p.getparent().remove(field._p)
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Fees"
+    inner = table.cell(0, 1).add_table(rows=2, cols=2)
+    for r, row in enumerate((("Setup", "1,000"), ("Monthly", "250"))):
+        for c, text in enumerate(row):
+            inner.cell(r, c).text = text
+    document.add_paragraph("After the table.")
+    path = tmp_path / "template.docx"
+    document.save(path)
+    assert load_pages(path, path.read_bytes()).pages == [
+        "Before the field.\nThe Supplier shall deliver within 30 days.\nFees | Setup | 1,000 / Monthly | 250\n"
+        "After the table."]

@@ -2,8 +2,9 @@
 (Word's Heading and Title styles) and each numbered clause (rag.filetypes.sections); a table row is one line.
 
 Word's automatic list numbers are not in the text python-docx gives: a clause numbered that way is found
-by its heading style, not its number. Headers, footers, comments and tracked deletions are left out; so,
-for now, are block content controls (w:sdt) and tables nested inside a table's cell.
+by its heading style, not its number. Block content controls (w:sdt: a template's fields, a cover page)
+are read like the body; a table nested in a cell is read into that cell, its rows joined by " / ". Headers,
+footers, comments and tracked deletions are left out.
 """
 
 from __future__ import annotations
@@ -36,13 +37,35 @@ def load_docx(data: bytes, options: Options | None = None, progress: Progress = 
 def _blocks(document) -> Iterator[Block]:
     from docx.table import Table
 
-    for item in document.iter_inner_content():
+    for item in _content(document.element.body, document._body):
         if isinstance(item, Table):
             yield from _rows(item)
             continue
         style = (item.style.name if item.style is not None else "") or ""
         heading = style.startswith(("Heading", "Title"))
         yield Block("heading" if heading else "paragraph", item.text)
+
+
+def _content(element, parent) -> Iterator:
+    """Paragraphs and tables in order, those inside block content controls included (python-docx skips them)."""
+    from docx.oxml.ns import qn
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    for child in element.iterchildren():
+        if child.tag == qn("w:p"):
+            yield Paragraph(child, parent)
+        elif child.tag == qn("w:tbl"):
+            yield Table(child, parent)
+        elif child.tag == qn("w:sdt") and (inner := child.find(qn("w:sdtContent"))) is not None:
+            yield from _content(inner, parent)
+
+
+def _cell_text(cell) -> str:
+    """A cell's paragraphs and the rows of any table nested in it, on one line."""
+    parts = [" ".join(item.text.split()) if not hasattr(item, "rows") else
+             " / ".join(block.text for block in _rows(item)) for item in _content(cell._tc, cell)]
+    return " ".join(part for part in parts if part)
 
 
 def _rows(table) -> Iterator[Block]:
@@ -53,7 +76,7 @@ def _rows(table) -> Iterator[Block]:
             if cell._tc is seen:  # a merged cell comes back once per column it spans
                 continue
             seen = cell._tc
-            text = " ".join(cell.text.split())
+            text = _cell_text(cell)
             if text:
                 cells.append(text)
         if cells:
