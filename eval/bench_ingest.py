@@ -200,8 +200,8 @@ Equal coverage: the plain SentenceSplitter counts in the embedder's own word pie
 window (254 content tokens + 2 special tokens), with the same 24-token overlap; it
 splits each PDF page separately (SimpleDirectoryReader makes one document per page) and reserves room for
 the metadata LlamaIndex prepends to each chunk before embedding, so it makes more, shorter chunks.
-Ours chunks whole documents across page breaks (keeping page and offsets) and parses the next files in a
-worker process while the model embeds.
+Ours opens a chunk at each page too (only a page of a few words runs on into the next), cuts a table only
+between its rows, and parses the next files in a worker process while the model embeds.
 """
 
 
