@@ -147,10 +147,9 @@ def main() -> None:
     result = {"scans": scans, "scans_docs": str(args.scans), "machine": machine(), "date": time.strftime("%Y-%m-%d"), "docs": str(args.docs), "ours": a,
               "plain_llamaindex": b, "ours_float32": c, "dtype": auto_dtype("cpu"),
               "speedup": b["wall_s"] / a["wall_s"], "embed_share": a["embed_s"] / a["wall_s"]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(render(result))
-    print(render(result))
+    from eval.report import save
+
+    save(args.out, result, render)
 
 
 def float32_row(r: dict) -> str:

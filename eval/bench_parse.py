@@ -52,10 +52,9 @@ def main() -> None:
     total = {name: sum(r[name]["seconds"] for r in rows) for name in ("pdfium", "pypdf")}
     result = {"date": time.strftime("%Y-%m-%d"), "docs": str(args.docs), "files": rows, "seconds": total,
               "speedup": total["pypdf"] / total["pdfium"]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(render(result))
-    print(render(result))
+    from eval.report import save
+
+    save(args.out, result, render)
 
 
 def render(r: dict) -> str:

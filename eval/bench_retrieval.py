@@ -137,10 +137,9 @@ def main() -> None:
 
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "chunks": chunks, "build_s": build_s,
               "questions": len(questions), "budgets": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(render(report))
-    print(render(report))
+    from eval.report import save
+
+    save(args.out, report, render)
 
 
 def render(r: dict) -> str:

@@ -318,10 +318,9 @@ def main() -> None:
     summary = {"questions": str(args.questions), "date": time.strftime("%Y-%m-%d"), "rows": len(rows),
                "final": final, "models": len(models.questions), "held_out": held_out,
                "curve": curve(rows, vectors, final)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(render(summary))
-    print(render(summary))
+    from eval.report import save
+
+    save(args.out, summary, render)
 
 
 def compute(args, settings) -> tuple[list[dict], dict[str, np.ndarray]]:

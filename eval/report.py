@@ -19,6 +19,14 @@ ANSWERS = ("exact_match", "f1", "contains", "abstention_accuracy", "answered_any
 SECONDS = ("retrieve", "pack", "first_token", "total", "retrieve_and_pack")
 
 
+def save(out: Path, result: dict, render) -> None:
+    """A benchmark's result as OUT.json and, rendered, OUT.md; the rendering is printed too."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render(result))
+    print(render(result))
+
+
 def bootstrap(values: list[float], seed: int = 0) -> tuple[float, float]:
     """The 95% percentile interval of the mean over BOOTSTRAP resamples of the questions."""
     import numpy as np

@@ -168,6 +168,7 @@ def _chunk_ranges(text: str, tokenize: Tokenize, max_tokens: int, overlap: int, 
                   progress: Callable[[], None] | None, page_starts: Sequence[int] = ()) -> Iterator[tuple[int, int, int]]:
     """(start char, end char, tokens) of each chunk, window by window."""
     base, first, size = 0, 0, window  # the window's first character; the next chunk's first token in it
+    opening = set(page_starts)  # where a page opens, in the text's characters
     while True:
         end = _window_end(text, base, size)
         final = end == len(text)
@@ -185,7 +186,6 @@ def _chunk_ranges(text: str, tokenize: Tokenize, max_tokens: int, overlap: int, 
             inside = _in_table(text, at, page_starts[bisect.bisect_right(page_starts, at) - 1]) if page_starts else False
             return max_tokens - _reserve(max_tokens) if inside else max_tokens
 
-        opening = set(page_starts)
         ranges, s = [], first
         while s < n:
             limit = min(s + room(s), n)
