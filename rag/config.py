@@ -69,6 +69,7 @@ class Settings:
     top_k: int = 0  # hits retrieved; 0 = enough to fill the budget
     expand: int = 2  # rounds of neighbouring chunks added around each source while the budget allows
     lead: bool = True  # a scoped question also ranks each document's opening (title, parties, date) by fusion
+    statements: bool = True  # a question that names or needs a financial statement also ranks where it opens
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", self.collection):

@@ -132,6 +132,16 @@ class LexicalIndex:
             found.update((r[0], Row(*r)) for r in rows)
         return found
 
+    def openings(self, doc_ids: Sequence[str], chars: int = 600) -> list[tuple[str, str, str]]:
+        """(chunk id, doc id, its first `chars` characters) of the documents' chunks that do not start inside a
+        table (they have no heading), in document order: where a table, a statement, may open."""
+        if not doc_ids:
+            return []
+        return self.db.execute(
+            f"SELECT chunk_id, doc_id, substr(text, 1, ?) FROM chunks WHERE collection = ? AND heading = '' "
+            f"AND doc_id IN ({','.join('?' * len(doc_ids))}) ORDER BY doc_id, chunk",
+            (chars, self.collection, *doc_ids)).fetchall()
+
     def drop(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
 

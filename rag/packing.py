@@ -3,8 +3,8 @@
 1. Hits are taken best first. A hit adjacent to (or overlapping) one already taken from the same
    document joins it as one source, its overlap with its neighbour removed; otherwise it opens a source.
    A hit that does not fit is skipped and reported; smaller later ones may still fit.
-   A hit that is mostly table grows at once by the table's chunks on its page(s), budget permitting: a
-   statement's figures are asked for together, and a chunk of one holds a few of its rows.
+   A hit that is mostly table, or opens a financial statement, grows at once by the table's chunks on its
+   page(s), budget permitting: a statement's figures are asked for together, and a chunk holds a few rows.
 2. While budget remains, sources grow by their neighbouring chunks, best source first, one chunk per
    side per round (`expand` rounds at most).
 3. Sources that became adjacent are merged (that only ever saves tokens).
@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from rag.chunking import in_table
 from rag.prompts import Clean, neutralize, source_block
+from rag.statements import title
 
 ORDERINGS = ("golden", "reverse", "sandwich", "random")
 _WIDEST_NUMBER = 999  # "[999]" counts as many tokens as any number up to it
@@ -146,7 +147,7 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
         used += extra
         at = take(at, replace(_open(hit), tokens=extra) if at is None
                   else replace(_join(sources[at], hit), tokens=sources[at].tokens + extra))
-        if neighbours is not None and in_table(hit.text):
+        if neighbours is not None and (in_table(hit.text) or title(hit.text)):
             grow_table(at, hit)
 
     for _ in range(expand if neighbours is not None else 0):

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from rag import statements
 from rag.clause_models import Clause
 from rag.config import Settings
 from rag.embeddings import Embedder
@@ -24,6 +25,8 @@ from rag.packing import Hit
 from rag.paths import shown
 
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
+STATEMENT_DOCUMENTS = 3  # an unscoped question's statements are looked for in the documents of its 3 best hits
+STATEMENT_WEIGHT = 2  # a question asks for its statements: their openings count as two rankings in fusion
 
 
 @dataclass
@@ -118,6 +121,10 @@ class Retriever:
                 rankings.append([cid for cid, _ in self.manifest.lexical.search(clause.keywords, k, doc_ids)])
             if clause.retrieving:
                 rankings.append(self._by_clause(clause, k, doc_ids, hidden))
+        wanted = statements.asked(question) if self.settings.statements else ()
+        if wanted:  # a filing's statements that the question names or needs the figures of
+            within = doc_ids or list(dict.fromkeys(doc_of(cid) for cid, _ in fuse(rankings)[:STATEMENT_DOCUMENTS]))
+            rankings += [statements.openings(self.manifest.lexical.openings(within), wanted)] * STATEMENT_WEIGHT
         fused = fuse(rankings)[:k]
         t2 = time.perf_counter()
         self._paths = {}
