@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rag import backends
@@ -35,6 +36,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=int, default=0, help="a seeded random sample of N questions")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--answerable-only", action="store_true", help="skip questions marked unanswerable")
+    p.add_argument("--unscoped", action="store_true",
+                   help="ask each question of the whole knowledge base, not of the documents it names")
     p.add_argument("--concurrency", type=int, default=4, help="questions answered at once by a server backend")
     p.add_argument("--baseline", action="store_true",
                    help="also measure a stock LlamaIndex pipeline (1,024- and 256-token chunks) in this run")
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.questions.is_file():
         raise ConfigError(f"no question file at {args.questions}")
     questions = harness.load_questions(args.questions, args.limit, args.sample, args.seed, args.answerable_only)
+    if args.unscoped:
+        questions = [replace(q, documents=()) for q in questions]
     if args.docs:
         from rag.indexer import ingest
 
@@ -100,7 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     concurrency = args.concurrency if not quoting and engine.llm.backend.concurrent else 1
     plan = harness.Plan(orderings, budgets, args.retrieval_only, concurrency, baselines, judge, not args.no_texts,
                         quoting)
-    info = harness.RunInfo(str(args.questions), settings.collection, answering, {
+    asked = str(args.questions) + (" (unscoped: each asked of the whole knowledge base)" if args.unscoped else "")
+    info = harness.RunInfo(asked, settings.collection, answering, {
         "docs": str(args.docs or ""), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "question_count": len(questions), "answerable_count": sum(q.answerable for q in questions),
         "orderings": orderings, "budgets": budgets, "judge": judge.describe if judge else "",

@@ -252,3 +252,16 @@ def test_question_files_are_checked_and_odd_document_names_are_written(sample_in
                  "--out", str(tmp_path / "odd"), "--retrieval-only", "--budgets", "4k"]) == 0
     [row] = [json.loads(line) for line in (tmp_path / "odd" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert row["documents"] == ["caf\\xe9.pdf"] and "no document named 'caf\\\\xe9.pdf'" in row["error"]
+
+
+def test_unscoped_asks_each_question_of_the_whole_knowledge_base(sample_index, ablation, tmp_path):
+    out = tmp_path / "unscoped"
+    assert rag_eval(sample_index, out, "--retrieval-only", "--budgets", "4k", "--limit", "20", "--unscoped") == 0
+    named = {q.id: set(q.documents) for q in load_questions(QUESTIONS)}
+
+    def elsewhere(folder):  # rows with a source from a document the question does not name
+        rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+        return [r for r in rows if {c["source"] for c in r["context"]} - named[r["id"]]]
+
+    assert elsewhere(out) and not elsewhere(ablation)
+    assert "(unscoped: each asked of the whole knowledge base)" in (out / "report.md").read_text()
