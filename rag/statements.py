@@ -43,8 +43,10 @@ STATEMENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
 }
 TITLE_LINES = 8  # a statement's title is among a chunk's first lines, above its first row
 TITLE_SLACK = 30  # letters a title line may hold before the title ("consolidated", a company's name)
-_AFTER_TITLE = re.compile(r"(?:unaudited|continued)*(?:(?:in|dollarsin|amountsin)(?:millions|thousands|billions).*)?")
-# what may follow a title on its line: "(Unaudited)", "(in millions, except per share data)"; not "Data"
+_AFTER_TITLE = re.compile(r"(?:loss|income|andcomprehensive(?:income|loss)|andretainedearnings|unaudited|continued)*"
+                          r"(?:(?:in|dollarsin|amountsin)(?:millions|thousands|billions).*)?")
+# what may follow a title on its line: "(Loss)", "and Comprehensive Loss", "(Unaudited)", "(in millions, except per
+# share data)"; not "Data" (a summary's table, no statement)
 ROWS = 2  # rows a chunk that opens a statement has at least
 _NOT_LETTERS = bytes(set(range(256)) - set(b"abcdefghijklmnopqrstuvwxyz"))
 

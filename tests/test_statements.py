@@ -64,6 +64,20 @@ def test_a_statement_is_known_by_its_title_above_its_rows():
                             "12,096 10,678\n") is None  # selected data, its title no statement's
 
 
+@pytest.mark.parametrize("line, name", [
+    ("CONSOLIDATED STATEMENTS OF INCOME (LOSS)", "income statement"),
+    ("Consolidated Statements of Operations and Comprehensive Loss", "income statement"),
+    ("Statements of Consolidated Income", "income statement"),
+    ("CONDENSED CONSOLIDATED BALANCE SHEETS (Unaudited) (in millions)", "balance sheet"),
+    ("Consolidated Statement of Financial Position", "balance sheet"),
+    ("Consolidated Statements of Cash Flows (continued)", "cash flow statement"),
+    ("Consolidated Statements of Comprehensive Income", None),  # not the income statement
+    ("Balance Sheet Data", None),
+])
+def test_statement_titles_as_filings_write_them(line, name):
+    assert statements.title(f"ACME CORP\n{line}\nNet sales $ 1,000 $ 900\nCost of sales 600 500\n") == name
+
+
 @pytest.fixture(scope="module")
 def index(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("statements")
