@@ -49,6 +49,12 @@ you your any all each other some only own same too very just about above after a
 between both during further here more most nor off once out over through until up down""".split())
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A question's plain word -> the words contracts write for it ("can they raise the price?" of a clause on
+# increases of the Fees): BM25 then finds the clause too. Porter stems cover the plurals.
+CONTRACT_WORDS = {
+    "price": ("fee", "rate", "charge"), "prices": ("fee", "rate", "charge"), "pricing": ("fee", "rate", "charge"),
+    "raise": ("increase",), "lower": ("decrease",), "reduce": ("decrease",),
+}
 
 
 class Row(NamedTuple):
@@ -72,7 +78,9 @@ def stems(text: str) -> set[str]:
 
 
 def content_words(question: str) -> list[str]:
-    return list(dict.fromkeys(w for w in _WORD.findall(question.lower()) if w not in STOPWORDS))
+    """The question's words for the keyword query, each followed by what contracts write for it."""
+    words = [w for w in _WORD.findall(question.lower()) if w not in STOPWORDS]
+    return list(dict.fromkeys(v for w in words for v in (w, *CONTRACT_WORDS.get(w, ()))))
 
 
 def match_expression(words: Sequence[str]) -> str | None:

@@ -116,3 +116,8 @@ def test_a_tables_heading_is_searched_with_its_chunk_and_an_older_index_learns_h
     lexical.drop("new")
     assert lexical.search("accounts payable inventories statement", 5) == []
     assert db.execute("SELECT count(*) FROM chunks_vocab").fetchone()[0] == 0
+
+
+def test_a_questions_plain_words_bring_the_words_contracts_use():
+    assert content_words("Can they raise the prices?") == ["raise", "increase", "prices", "fee", "rate", "charge"]
+    assert content_words("What is the fee?") == ["fee"]  # only plain words are translated

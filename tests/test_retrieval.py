@@ -97,3 +97,12 @@ def test_a_scoped_question_also_ranks_the_documents_opening(retriever, embedder)
         assert unscoped == [h.chunk_id for h in plain.search(question, 20).hits]  # no prior without a scope
     finally:
         plain.close()
+
+
+def test_keywords_find_a_clause_in_the_words_contracts_use(retriever):
+    """'raise or reduce prices' is written 'Sponsor Fees that do not exceed a [***] percent increase': the
+    question's plain words bring the contract's (rag.lexical.CONTRACT_WORDS) into the keyword query."""
+    q = next(q for q in questions() if q["category"] == "Price Restrictions")
+    assert not {"prices", "raise", "reduce"} & set(re.findall(r"\w+", q["evidence"][0].lower()))
+    _, by_keywords = retriever.halves(q["question"], 10, q["documents"])
+    assert found(by_keywords[:1], q)  # third without the contract's words
