@@ -88,8 +88,8 @@ def recognize(image: bytes, running: set | None = None) -> str:
 def recognize_all(images: Iterable[tuple[int, Callable[[], bytes]]], waiting: Callable[[], None] = lambda: None
                   ) -> Iterator[tuple[int, str]]:
     """(key, text) for each (key, make the image) in order; images are made here, one at a time (PDFium is
-    not thread-safe), while up to OCR_WORKERS pages are being read. `waiting` is called every HEARTBEAT seconds
-    while a page is being read (the parsing worker's sign of life). Leaving early stops every Tesseract."""
+    not thread-safe), while up to OCR_WORKERS pages are being read. `waiting` is called after each image is
+    made and every HEARTBEAT seconds while a page is being read (the parsing worker's sign of life). Leaving early stops every Tesseract."""
     workers = max(1, min(OCR_WORKERS, os.cpu_count() or 1))
     pending: list[tuple[int, Future]] = []
     running: set = set()
@@ -104,7 +104,9 @@ def recognize_all(images: Iterable[tuple[int, Callable[[], bytes]]], waiting: Ca
 
     try:
         for key, make in images:
-            pending.append((key, pool.submit(recognize, make(), running)))
+            image = make()
+            waiting()  # rendering a page takes a while too: a sign of life after each
+            pending.append((key, pool.submit(recognize, image, running)))
             while len(pending) > workers:
                 first, future = pending.pop(0)
                 yield first, done(future)

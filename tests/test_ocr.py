@@ -95,7 +95,9 @@ def test_a_tesseract_that_hangs_fails_the_file_by_its_time_limit_and_leaves_no_p
     folder.mkdir()
     shutil.copy(SCAN, folder / SCAN.name)
     shutil.copy(ORIGINAL, folder / ORIGINAL.name)
-    settings = Settings(index_dir=tmp_path / "index", collection="hangs", parse_timeout=2.0)
+    # 5 s: signs of life come every second, so a busy machine's scheduling cannot pass for silence (at 2 s,
+    # one run of a full suite saw none for 2 s); the file's limit is then 5 x (2 + 8 / 6) = 17 s
+    settings = Settings(index_dir=tmp_path / "index", collection="hangs", parse_timeout=5.0)
     report = {f.path.rsplit("/", 1)[-1]: f for f in ingest(folder, settings, embedder=embedder).files}
     scan = report[SCAN.name]
     assert scan.status == "failed" and "took longer than its limit" in scan.reason, scan
