@@ -89,7 +89,8 @@ def recognize_all(images: Iterable[tuple[int, Callable[[], bytes]]], waiting: Ca
                   ) -> Iterator[tuple[int, str]]:
     """(key, text) for each (key, make the image) in order; images are made here, one at a time (PDFium is
     not thread-safe), while up to OCR_WORKERS pages are being read. `waiting` is called after each image is
-    made and every HEARTBEAT seconds while a page is being read (the parsing worker's sign of life). Leaving early stops every Tesseract."""
+    made and every HEARTBEAT seconds while a page is being read (the parsing worker's sign of life). Leaving
+    early stops every Tesseract."""
     workers = max(1, min(OCR_WORKERS, os.cpu_count() or 1))
     pending: list[tuple[int, Future]] = []
     running: set = set()
