@@ -1,7 +1,10 @@
 """Every per-file status, from real files: the robustness corpus (tagged by INDEX.tsv) and files made here."""
 
+import codecs
 import csv
+import gzip
 import io
+import random
 import re
 
 import pytest
@@ -9,6 +12,7 @@ import pypdf
 
 from rag.errors import FileError, NoTextError
 from rag.filetypes import Options, for_path, load_pages
+from rag.library import check_content
 from rag.prepare import Params, prepare_file
 
 from helpers import CONTRACTS, ROBUSTNESS, SHARED, needs_shared
@@ -151,6 +155,27 @@ def test_text_files_utf8_utf16_and_not_utf8(tmp_path):
     blank = tmp_path / "blank.txt"
     blank.write_text("  \n\n ")
     assert status(blank)[0] == "no_text"
+
+
+def test_text_in_utf16_with_a_bom_is_read_and_what_is_not_text_says_what_it_is(tmp_path):
+    """Issue 20, item 10, for .txt and .md: UTF-16 with a BOM (either byte order) is read; a gzip, random bytes
+    and UTF-16 without a BOM named .txt fail with what they are and what to do (not "convert it with iconv")."""
+    contract = "\n".join(load_pages(CONTRACT, CONTRACT.read_bytes()).pages)
+    for name, encoded in (("le.txt", codecs.BOM_UTF16_LE + contract.encode("utf-16-le")),
+                          ("be.md", codecs.BOM_UTF16_BE + contract.encode("utf-16-be")),
+                          ("utf8-bom.txt", codecs.BOM_UTF8 + contract.encode("utf-8"))):
+        (tmp_path / name).write_bytes(encoded)
+        assert status(tmp_path / name) == ("ok", [contract]), name
+    cases = {"archived.txt": (gzip.compress(contract.encode()), "holds gzip-compressed data: unpack it (gunzip) first"),
+             "noise.txt": (random.Random(7).randbytes(3000), "holds binary data, not text"),
+             "noise.md": (b"Meeting notes\n" + bytes(range(32)) * 4, "holds binary data, not text"),
+             "wide.txt": (contract.encode("utf-16-le"), "holds UTF-16 text without a byte-order mark: save it as UTF-8 "
+                                                         "(or as UTF-16 with a BOM)")}
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert status(tmp_path / name) == ("failed", reason), name
+    with pytest.raises(FileError, match="holds gzip-compressed data"):
+        check_content("upload.md", cases["archived.txt"][0])
 
 
 def test_pages_without_text_are_named_in_the_report(tmp_path):
