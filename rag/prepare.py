@@ -365,7 +365,10 @@ def _work(path: Path, params: Params, tokenize, send) -> Prepared | Failed:
         return Failed(path, "failed", f"needs more memory than the {params.memory_mb} MB the parser may use "
                                       "(raise parse_memory_mb, e.g. RAG_PARSE_MEMORY_MB, to read it)")
     except Exception as e:  # an odd file must not end the batch
-        return Failed(path, "failed", f"unexpected error while reading: {type(e).__name__}: {e}")
+        said = str(e) if len(str(e)) < 200 else str(e)[:197] + "..."
+        return Failed(path, "failed", f"unexpected error while reading ({type(e).__name__}: {said}): the file may be "
+                                      "damaged; if it opens in its own program, save it again from there; if it "
+                                      "still fails, report this as a bug")
 
 
 def _limit_memory(megabytes: int) -> None:

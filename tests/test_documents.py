@@ -4,6 +4,7 @@ the text of a CUAD contract (data/contracts), plus python-docx's own test files 
 
 import codecs
 import gzip
+import io
 import json
 import random
 import re
@@ -166,7 +167,7 @@ def test_broken_and_misnamed_word_and_html_files_fail_clearly(tmp_path):
         load_pages(old, old.read_bytes())
     broken = tmp_path / "broken.docx"
     broken.write_bytes(make_docx(tmp_path / "whole.docx").read_bytes()[:3000])  # cut short
-    with pytest.raises(FileError, match="broken .docx"):
+    with pytest.raises(FileError, match="the Word file is damaged .its zip package cannot be unpacked.*copy it again"):
         load_pages(broken, broken.read_bytes())
     with pytest.raises(FileError, match="not a Word document"):
         check_content("upload.docx", b"just text")
@@ -315,3 +316,47 @@ def test_text_a_browser_hides_is_not_indexed(tmp_path, embedder):
         assert shown in text, (shown, text)
     for hidden in ("Mars", "Secret fee", "Invisible instruction", "Collapsed", "9,999", "8,888", "Hidden heading"):
         assert hidden not in text, (hidden, text)
+
+
+def repacked(docx_bytes: bytes, change) -> bytes:
+    """The Word file with each part as change(name, data) makes it (None: left out)."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(docx_bytes)) as package, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as new:
+        for name in package.namelist():
+            data = change(name, package.read(name))
+            if data is not None:
+                new.writestr(name, data)
+    return out.getvalue()
+
+
+def test_damaged_word_files_say_which_part_and_what_to_do(tmp_path, embedder):
+    """Issue 20, small things: a .docx whose XML is cut short failed with "unexpected error: XMLSyntaxError", which
+    no one can act on. Damaged Word files, made from a real one, say what is damaged and what to do."""
+    whole = make_docx(tmp_path / "whole.docx").read_bytes()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    cut = lambda part: lambda name, data: data[:len(data) // 2] if name == part else data  # noqa: E731
+    (folder / "cut-body.docx").write_bytes(repacked(whole, cut("word/document.xml")))
+    (folder / "cut-styles.docx").write_bytes(repacked(whole, cut("word/styles.xml")))
+    (folder / "no-body.docx").write_bytes(repacked(whole, lambda name, data: None if name == "word/document.xml"
+                                                   else data))
+    import zipfile
+
+    body = zipfile.ZipFile(io.BytesIO(whole)).getinfo("word/document.xml")
+    start = body.header_offset + 30 + len(body.filename) + len(body.extra)  # where its compressed bytes begin
+    garbled = bytearray(whole)  # a bad sector in the middle of the body's compressed bytes
+    garbled[start + 100:start + 164] = bytes(64)
+    (folder / "garbled.docx").write_bytes(bytes(garbled))
+    settings = Settings(index_dir=tmp_path / "index", collection="damaged")
+    report = {Path(f.path).name: f for f in ingest(folder, settings, embedder=embedder).files}
+    again = "open it in Word (which offers to recover its text) and save it again"
+    assert report["cut-body.docx"].reason.startswith(
+        "the Word file is damaged (its word/document.xml is not well-formed XML at line ")
+    assert report["cut-styles.docx"].reason.startswith(
+        "the Word file is damaged (its word/styles.xml is not well-formed XML at line ")
+    assert report["no-body.docx"].reason == f"the Word file is damaged (its package has no word/document.xml): {again}"
+    assert report["garbled.docx"].reason.startswith("the Word file is damaged (its zip package cannot be unpacked: ")
+    for entry in report.values():
+        assert entry.status == "failed" and again in entry.reason and "unexpected" not in entry.reason, entry

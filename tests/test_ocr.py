@@ -107,3 +107,54 @@ def test_a_tesseract_that_hangs_fails_the_file_by_its_time_limit_and_leaves_no_p
         return subprocess.run(["pgrep", "-f", "sleep 987"], capture_output=True, text=True).stdout.strip()
 
     assert wait_for(lambda: not left(), timeout=30), left()
+
+
+def test_an_ocr_failure_says_what_went_wrong_and_what_to_do(tmp_path, embedder, monkeypatch):
+    """Issue 20, small things: a Tesseract that failed was reported by the first line of its messages, a progress
+    note ("Estimating resolution as 200"), and the scan as having no words. Here the real Tesseract runs under a
+    20 MB memory cap (as it runs under the parser's, parse_memory_mb, which it inherits) and fails on every page:
+    the scan is `failed`, with the line that says what went wrong and what to do."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    capped = bin_dir / "tesseract"
+    real = shutil.which("tesseract")
+    capped.write_text(f'#!/bin/sh\ncase "$1" in\n  --list-langs|--version) exec {real} "$@";;\nesac\n'
+                      f'ulimit -d 20000\nexec {real} "$@"\n')
+    capped.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(SCAN, folder / SCAN.name)
+    settings = Settings(index_dir=tmp_path / "index", collection="ocrfails")
+    (scan,) = ingest(folder, settings, embedder=embedder).files
+    assert scan.status == "failed", scan
+    assert scan.reason.startswith("OCR failed on 8 of its 8 scanned pages: Tesseract ran out of memory ("), scan.reason
+    assert "raise it (e.g. RAG_PARSE_MEMORY_MB=8192)" in scan.reason and "Estimating" not in scan.reason
+
+
+def test_ocr_stopped_early_is_no_failure_and_a_damaged_image_says_so(caplog):
+    """Pages whose Tesseract is stopped because reading ends early (the file's time limit) are not reported as
+    failures ("OCR of a page failed (Estimating resolution as 200)" was, once per page); a page image Tesseract
+    cannot read says so."""
+    import pypdfium2
+
+    from rag.filetypes.pdf import _image
+    from rag.ocr import OcrError, recognize, recognize_all
+
+    pdf = pypdfium2.PdfDocument(SCAN.read_bytes())
+    try:
+        pages = recognize_all((n, lambda n=n: _image(pdf, n)) for n in range(len(pdf)))
+        with caplog.at_level("WARNING"):
+            number, text, problem = next(pages)
+            pages.close()  # the pages being read are stopped
+        first = _image(pdf, 0)
+    finally:
+        pdf.close()
+    assert number == 0 and "DISTRIBUTOR AGREEMENT" in text.upper() and problem == ""
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    try:
+        recognize(first[:len(first) // 3])  # a page image cut short
+    except OcrError as e:
+        assert str(e).startswith("Tesseract could not read the page image (Error in pixReadStreamPnm"), e
+    else:
+        raise AssertionError("a damaged page image was read")

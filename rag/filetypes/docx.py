@@ -10,6 +10,7 @@ footers, comments and tracked deletions are left out.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import Iterator
 
@@ -22,7 +23,6 @@ ZIP = b"PK\x03\x04"
 
 def load_docx(data: bytes, options: Options | None = None, progress: Progress = no_progress) -> Read:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
     if not data.startswith(ZIP):
         raise FileError("not a Word .docx file (it is not a zip package): an old .doc? save it as .docx")
@@ -30,8 +30,67 @@ def load_docx(data: bytes, options: Options | None = None, progress: Progress = 
         document = docx.Document(io.BytesIO(data))
         progress(0, 1)
         return read_sections(_blocks(document))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise FileError(f"broken .docx: {str(e)[:200] or type(e).__name__}") from e
+    except RecursionError as e:
+        raise FileError("the Word file is nested too deeply to read (tables in tables ...)") from e
+    except Exception as e:  # mapped by type below; anything else is not ours to explain
+        problem = _damaged(data, e)
+        if problem is None:
+            raise
+        raise FileError(problem) from e
+
+
+def _damaged(data: bytes, e: Exception) -> str | None:
+    """What python-docx's, zipfile's and lxml's exceptions mean for the person who has the file, or None."""
+    import zlib
+
+    import lxml.etree
+    from docx.opc.exceptions import PackageNotFoundError
+
+    again = "open it in Word (which offers to recover its text) and save it again"
+    if isinstance(e, lxml.etree.XMLSyntaxError):
+        part, line = _malformed_part(data) or ("", e.lineno)
+        where = f"its {part}" if part else "a part of it"
+        return f"the Word file is damaged ({where} is not well-formed XML at line {line}): {again}"
+    if isinstance(e, (zipfile.BadZipFile, zlib.error, EOFError, PackageNotFoundError)):
+        return (f"the Word file is damaged (its zip package cannot be unpacked: {_said(e)}): {again}; if it was "
+                "cut short by a download or a copy, copy it again")
+    if isinstance(e, NotImplementedError):  # a zip compression method Python does not have
+        return f"the Word file cannot be unpacked ({_said(e)}): {again}"
+    if isinstance(e, KeyError):
+        missing = re.search(r"no item named '([^']+)'", str(e))
+        what = f"its package has no {missing.group(1)}" if missing else f"a part it refers to is missing: {_said(e)}"
+        return f"the Word file is damaged ({what}): {again}"
+    if isinstance(e, ValueError):
+        kind = re.search(r"content type is '([^']+)'", str(e))
+        if kind is None:
+            return f"the Word file is damaged ({_said(e)}): {again}"
+        if "macroEnabled" in kind.group(1) or "template" in kind.group(1):
+            return "a macro-enabled Word document or a Word template, not a .docx: save it in Word as a Word Document"
+        return (f"not a Word document (its main part is {kind.group(1)}): an Excel or PowerPoint file named .docx? "
+                "give it its own extension")
+    return None
+
+
+def _malformed_part(data: bytes) -> tuple[str, int] | None:
+    """The first XML part of the package that is not well-formed, and the line where it breaks."""
+    import lxml.etree
+
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        for name in package.namelist():
+            if name.endswith((".xml", ".rels")):
+                try:
+                    lxml.etree.fromstring(package.read(name), parser)
+                except lxml.etree.XMLSyntaxError as e:
+                    return name, e.lineno
+                except Exception:  # a part that cannot be unpacked: another diagnosis's business
+                    continue
+    return None
+
+
+def _said(e: BaseException) -> str:
+    text = str(e).strip().strip("\"'") or type(e).__name__
+    return text if len(text) < 200 else text[:197] + "..."
 
 
 def _blocks(document) -> Iterator[Block]:

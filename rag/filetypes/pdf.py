@@ -107,17 +107,22 @@ def pdfium_pages(data: bytes, passwords: Sequence[str] = (), progress: Progress 
             texts.append(_LINE_ENDS.sub("\n", text).translate(_PDFIUM_CHARS))
         if count and failures == count:
             raise _Unopened("text extraction failed on every page")
-        read = []
+        read, failed = [], []
         if ocr and scanned and _ocr.version():
             step = [0]
             pages = _ocr.recognize_all(((n, lambda n=n: _image(pdf, n)) for n in scanned),
                                        lambda: progress(step[0], len(scanned), "OCR of scanned page"))
-            for done, (number, text) in enumerate(pages):
+            for done, (number, text, problem) in enumerate(pages):
                 step[0] = done
                 progress(done, len(scanned), "OCR of scanned page")
+                if problem:
+                    log.warning("page %d: OCR failed, the page is left without text: %s", number + 1, problem)
+                    failed.append(problem)
                 if sum(ch.isalpha() for ch in text) > sum(ch.isalpha() for ch in texts[number]):
                     texts[number] = text
                     read.append(number + 1)
+        if failed and not any(text.strip() for text in texts):  # a reason to act on, not "no text"
+            raise FileError(f"OCR failed on {len(failed)} of its {len(scanned)} scanned pages: {failed[0]}")
         return Read(texts, tuple(read))
     finally:
         pdf.close()
@@ -131,14 +136,15 @@ def _has_image(page) -> bool:
 
 def _image(pdf, number: int) -> bytes:
     """Page `number` (0-based) rendered in grey at ocr.DPI (less for a poster-sized page: at most
-    ocr.MAX_PIXELS), as a PGM image (no compression to pay for)."""
+    ocr.MAX_PIXELS, and ocr.MAX_SIDE a side), as a PGM image (no compression to pay for)."""
     import pypdfium2
 
     try:
         page = pdf[number]
         try:
             area = max(1.0, page.get_width() * page.get_height())  # in points
-            scale = min(_ocr.DPI / 72, (_ocr.MAX_PIXELS / area) ** 0.5)
+            scale = min(_ocr.DPI / 72, (_ocr.MAX_PIXELS / area) ** 0.5,
+                        _ocr.MAX_SIDE / max(1.0, page.get_width(), page.get_height()))
             image = page.render(scale=scale, grayscale=True).to_pil()
         finally:
             page.close()
