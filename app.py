@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import queue
 import sqlite3
 import threading
@@ -22,13 +23,14 @@ from rag.errors import RagError
 from rag import backends, filetypes
 from rag.library import MAX_UPLOAD_MB, save_upload
 from rag.knowledge_base import KnowledgeBase, damaged
-from rag.passages import answer_words, highlight_html, inert, render_page
+from rag.passages import answer_words, highlight_html, inert, page_image
 from rag.paths import shown
 from rag.packing import ORDERINGS
 from rag.prompts import pages_label
 
 BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
 HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
+log = logging.getLogger("rag.app")
 
 st.set_page_config(page_title="rag: private knowledge base", layout="wide")
 state = st.session_state
@@ -121,6 +123,21 @@ class Streamed:
             yield piece
 
 
+def show_page(path: str, page: int, highlight=()) -> None:
+    """The page as an image, its quotes marked, said when it is shown smaller than asked. Showing a page never
+    stops the app: whatever it raises is one line (a hostile or changed PDF), and the tabs after it render."""
+    try:
+        image = page_image(path, page, highlight=highlight)
+        if image.note:
+            say(st.info, image.note)
+        st.image(image.png, caption=f"page {page}")
+    except RagError as e:
+        say(st.error, str(e))
+    except Exception as e:  # PDFium, Pillow or Streamlit on a PDF no one foresaw: said; the traceback is logged
+        log.warning("showing page %s of %s failed", page, path, exc_info=True)
+        say(st.error, f"{shown(Path(path).name)}: cannot show page {page} ({e or type(e).__name__})")
+
+
 OCR_NOTE = "scanned page, read by OCR: check the words against the page image (they are not marked on it)"
 
 
@@ -136,10 +153,7 @@ def quote_cards(answer: dict, key: str) -> None:
                         f"{q['score']:.2f}" + (f" · {OCR_NOTE}" if q.get("ocr") else ""))
             st.markdown(f"<div class='passage'>{inert(' '.join(q['text'].split()))}</div>", unsafe_allow_html=True)
             if q["path"].lower().endswith(".pdf") and st.toggle(f"Show page {q['page']}", key=f"{key}-quote-{i}"):
-                try:
-                    st.image(render_page(q["path"], q["page"], highlight=[q["text"]]), caption=f"page {q['page']}")
-                except RagError as e:
-                    say(st.error, str(e))
+                show_page(q["path"], q["page"], [q["text"]])
 
 
 def source_cards(answer: dict, key: str) -> None:
@@ -168,11 +182,7 @@ def source_cards(answer: dict, key: str) -> None:
                 if st.toggle(f"Show page {c['page_start']}" if len(pages) == 1 else "Show the pages",
                              key=f"{key}-page-{c['number']}"):
                     for page in pages:
-                        marked = [q["text"] for q in quotes if q["page"] == page]
-                        try:
-                            st.image(render_page(c["path"], page, highlight=marked), caption=f"page {page}")
-                        except RagError as e:
-                            say(st.error, str(e))
+                        show_page(c["path"], page, [q["text"] for q in quotes if q["page"] == page])
     others = [s for s in answer["sources"] if s["number"] not in {c["number"] for c in cited}]
     if others:
         with st.expander(f"{len(others)} more sources in the prompt ({answer['prompt_tokens']} prompt tokens)"):

@@ -76,3 +76,35 @@ def escape_in_error_pdf(path: Path) -> Path:
     ]
     path.write_bytes(pdf(objects))
     return path
+
+
+def tall_pdf(path: Path, width: float = 10, height: float = 14_400, lines: tuple[str, ...] = (
+        "Payment terms. The Distributor shall pay each invoice within thirty days of receipt.",
+        "Late payments bear interest at one percent per month.")) -> Path:
+    """A one-page PDF of an absurd shape (by default 10 x 14,400 points: a strip the largest size PDF allows,
+    1/72 as wide as it is tall) that shows `lines` of text near its top, in 1-point Helvetica: rendered
+    900 pixels wide, as a page is shown, it would be 1.3 million pixels tall."""
+    ops = b"BT /F1 1 Tf 1.2 TL 0.5 %d Td " % int(height - 4) + b" ".join(
+        b"(" + line.encode("latin-1") + b") '" for line in lines) + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        stream(ops),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %s %s] /Resources << /Font << /F1 3 0 R >> >> "
+        b"/Contents 4 0 R >>" % (repr(width).encode(), repr(height).encode()),
+    ]
+    path.write_bytes(pdf(objects))
+    return path
+
+
+def unloadable_page_pdf(path: Path) -> Path:
+    """A PDF that opens and says it has one page, whose page is not a page object (a number): PDFium fails
+    to load it."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"42",
+    ]
+    path.write_bytes(pdf(objects))
+    return path

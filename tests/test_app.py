@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from rag.indexer import ingest
 
 from helpers import ROOT, free_port, scripted
+from hostile import tall_pdf, unloadable_page_pdf
 
 NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
 
@@ -141,3 +142,34 @@ def test_rescan_of_a_folder_with_odd_names_shows_them(monkeypatch, settings, tmp
     assert not app.exception
     assert "1 indexed" in said(app.success) and "loop.pdf: failed: symlink loop" in said(app.error)
     assert sorted(app.dataframe[0].value["file"]) == ["caf\\xe9.md", "loop.pdf"]
+
+
+def other_tabs_rendered(app) -> None:
+    """The Library tab's table and the Settings tab's form: the tabs after Ask still rendered."""
+    assert len(app.dataframe) == 1 and len(app.select_slider) == 1
+
+
+def test_a_page_of_an_absurd_shape_is_shown_scaled_down_and_a_page_that_fails_is_a_line(monkeypatch, settings,
+                                                                                        embedder, tmp_path):
+    """A 10 x 14,400 pt page (a 1.2-gigapixel image at 900 pixels wide: 18 GB and a traceback) is shown
+    scaled down, said so; the same file changed on disk so that its page no longer loads is a one-line
+    error. The tabs after Ask render either way."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    tall_pdf(folder / "strip.pdf")
+    ingest(folder, settings, embedder=embedder)
+    app = open_app(monkeypatch, settings, RAG_LLM_BACKEND="embedded")
+    app.chat_input[0].set_value("When must the distributor pay an invoice?").run()
+    assert not app.exception and app.session_state["turns"][0]["answer"]["quotes"][0]["file"] == "strip.pdf"
+    app.toggle(key="turn0-quote-0").set_value(True).run()
+    assert not app.exception and not app.error and len(app.get("image")) == 1
+    notes = [plain(i.value) for i in app.info if plain(i.value).startswith("page 1 is")]
+    assert len(notes) == 1 and re.fullmatch(r"page 1 is 10 × 14,400 points: shown at [\d.]+% size", notes[0])
+    other_tabs_rendered(app)
+
+    unloadable_page_pdf(folder / "strip.pdf")  # PDFium opens it, and fails to load page 1
+    app.run()
+    assert not app.exception and not app.get("image")
+    [error] = [plain(e.value) for e in app.error]
+    assert "strip.pdf" in error and "page 1" in error and "\n" not in error
+    other_tabs_rendered(app)
