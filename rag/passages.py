@@ -2,7 +2,8 @@
 
 Document text (and a model's answer, which a document can steer) is always made inert before anything is
 added to it: a contract that contains `<script>`, `<img src=...>`, `![logo](http://host/pixel.png)`,
-a link or a bare URL shows those characters, and the browser loads nothing and links nowhere.
+a link, a bare URL, a `www.` host or an e-mail address shows those characters, and the browser loads
+nothing and links nowhere.
 
 A page is shown as an image at most MAX_PAGE_PIXELS and MAX_PAGE_SIDE pixels: a page of an absurd shape
 (10 x 14,400 points: 1.2 billion pixels at 900 wide, 18 GB and 109 s to render) is shown scaled down.
@@ -22,6 +23,11 @@ from rag.paths import shown
 PAGE_WIDTH = 900  # pixels: a page as wide as the app's column
 MAX_PAGE_PIXELS = 4_000_000  # a letter page at 900 wide is 1.2M; a taller one is shown smaller (as ocr.MAX_PIXELS)
 MAX_PAGE_SIDE = 8_192  # a strip's length, in pixels: about five screens
+# what Markdown's autolink literals (GFM, as Streamlit's remark-gfm applies them to text it has decoded) make
+# links of: http:// and https:// URLs, www. hosts, e-mail addresses; a word joiner after each of these
+# keeps it from being one, and shows nothing
+_AUTOLINK = re.compile(r"(?i)https?(?=://)|www(?=\.)|@")
+_WORD_JOINER = "\u2060"
 
 _WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 _PLAIN = frozenset("""the and for that this with are was were from have has not any shall will which such its
@@ -38,10 +44,12 @@ def inert(text: str) -> str:
     """HTML that shows exactly `text`, read as HTML or as Markdown (Streamlit reads it as both).
 
     Every character but letters, digits and spaces becomes a numeric character reference, so no tag,
-    image, link, autolink (`http&#58;&#47;&#47;` is not a URL to a Markdown parser), emphasis or
-    directive can form, and the text is one line: a blank line would end an HTML block, and what came
-    after it would be read as Markdown.
+    image, link, `<autolink>`, emphasis or directive can form, and the text is one line: a blank line
+    would end an HTML block, and what came after it would be read as Markdown. A Markdown parser decodes
+    the references before it looks for autolink literals (`http://host`, `www.host`, `name@host.cc`),
+    so an invisible word joiner (U+2060) breaks each: `http⁠://`, `www⁠.`, `name@⁠host.cc`.
     """
+    text = _AUTOLINK.sub(lambda m: m.group() + _WORD_JOINER, text)
     return "".join(ch if ch.isalnum() or ch == " " else f"&#{ord(ch)};" for ch in text)
 
 

@@ -108,3 +108,20 @@ def unloadable_page_pdf(path: Path) -> Path:
     ]
     path.write_bytes(pdf(objects))
     return path
+
+
+def notices_docx(path: Path, url: str) -> Path:
+    """A Word contract whose notices clause has a heading and text that hold a bare URL (`url`), a `www.`
+    host and an e-mail address: what Markdown's autolink literals would make links of."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("1. Term", level=1)
+    document.add_paragraph("This Agreement starts on the Effective Date and lasts three years.")
+    document.add_heading(f"12. Notices: legal@acme.test www.acme.test {url}/x.png", level=1)  # a whole label
+    document.add_paragraph(f"Notices under this Agreement shall be sent by e-mail to legal@acme.test, with a copy "
+                           f"posted at {url}/notice.png and at www.acme.test/notices.")
+    document.add_heading("13. Governing Law", level=1)
+    document.add_paragraph("This Agreement is governed by the laws of the State of Delaware.")
+    document.save(path)
+    return path

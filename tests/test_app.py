@@ -30,8 +30,9 @@ def open_app(monkeypatch, settings, **env) -> AppTest:
 
 
 def plain(markdown: str) -> str:
-    """What the reader sees: Markdown escapes and character references (the app makes all text inert) undone."""
-    return html.unescape(re.sub(r"\\(.)", r"\1", markdown))
+    """What the reader sees: Markdown escapes and character references (the app makes all text inert) undone,
+    and the invisible word joiners that keep URLs from being links left out."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown)).replace("\u2060", "")
 
 
 def said(elements) -> str:

@@ -103,6 +103,16 @@ def test_ask_in_a_real_browser(served, tmp_path):
         shutil.copy(tmp_path / "ask.png", shots)
 
 
+def seen(page) -> str:
+    """The page's text as a reader sees it: the invisible word joiners that keep URLs from being linked
+    (rag.passages.inert) left out."""
+    return page.locator("body").inner_text().replace("\u2060", "")
+
+
+def links(page) -> list[str]:
+    return page.eval_on_selector_all("a[href]", "anchors => anchors.map(a => a.href)")
+
+
 class Listener:
     """A real HTTP server on this machine standing for 'outside': every request it gets is a leak."""
 
@@ -169,11 +179,10 @@ def test_hostile_text_and_a_steered_answer_load_nothing_in_the_browser(tmp_path,
             expect(page.get_by_text(re.compile(r"^\[1\] payment-terms\.txt, p\. 1"))).to_be_visible(timeout=60_000)
             page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
             # shown as the characters they are ...
-            body = page.locator("body")
-            expect(body).to_contain_text(f"![logo]({leak}/pixel.png?leak=passage)")
-            expect(body).to_contain_text(f"<img src=\"{leak}/img.png?leak=html\">")
-            expect(body).to_contain_text(f"![chart]({leak}/answer.png?leak=answer)")
-            expect(body).to_contain_text(f"[details]({leak}/answer-link)")
+            text = seen(page)
+            for shown in (f"![logo]({leak}/pixel.png?leak=passage)", f"<img src=\"{leak}/img.png?leak=html\">",
+                          f"![chart]({leak}/answer.png?leak=answer)", f"[details]({leak}/answer-link)"):
+                assert shown in text, shown
             # ... and nothing that could load or link: no element points at the listener, none was requested
             port = leak.rsplit(":", 1)[1]
             for selector in ("img", "a", "iframe", "source", "video", "audio", "object", "embed", "link"):
@@ -184,5 +193,77 @@ def test_hostile_text_and_a_steered_answer_load_nothing_in_the_browser(tmp_path,
     finally:
         llm.terminate()
         llm.wait(timeout=30)
+        listener.close()
+    assert listener.requests == []
+
+
+@pytest.mark.slow
+def test_urls_hosts_and_addresses_in_documents_link_nowhere_in_the_browser(tmp_path, embedder):
+    """A Word contract named like a host, in a folder named like one, whose heading and text hold a bare URL
+    to a real local server, a `www.` host and an e-mail address; and a file that fails, named like a host.
+    Asked about (a quote card titled with the file and the heading) and re-scanned (messages that name the
+    folder and the failed file): every one shows as text, no element links to them, nothing is requested."""
+    from playwright.sync_api import expect
+
+    from rag.config import Settings
+    from rag.indexer import ingest
+
+    from hostile import notices_docx
+
+    listener = Listener()
+    leak = listener.origin
+    docs = tmp_path / "www.acme-folder.test"
+    docs.mkdir()
+    notices_docx(docs / "www.acme-files.test.docx", leak)
+    (docs / "www.acme-failed.test.pdf").write_bytes(b"")
+    settings = Settings(index_dir=tmp_path / "index", collection="urls")
+    ingest(docs, settings, embedder=embedder)
+    heading = f"12. Notices: legal@acme.test www.acme.test {leak}/x.png"
+    try:
+        with streamlit_app(settings.index_dir, settings.collection, tmp_path, RAG_LLM_BACKEND="embedded") as url, \
+                chromium() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            requested: list[str] = []
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(url)
+            box = page.get_by_placeholder("Ask a question about your documents")
+            expect(box).to_be_visible(timeout=120_000)
+            box.fill("Where must notices be sent?")
+            box.press("Enter")
+            title = page.locator("strong", has_text="acme-files")
+            expect(title.first).to_be_visible(timeout=240_000)
+            port = leak.rsplit(":", 1)[1]
+
+            def linked() -> list[str]:
+                return [h for h in links(page) if any(s in h for s in (port, "acme", "mailto"))]
+
+            assert f"www.acme-files.test.docx, {heading}" in title.first.inner_text().replace("\u2060", "")
+            assert "e-mail to legal@acme.test, with a copy posted at " f"{leak}/notice.png" in seen(page)
+            page.screenshot(path=str(tmp_path / "urls-ask.png"), full_page=True)
+            assert linked() == []
+            page.locator("[data-testid='stMultiSelect']").click()  # the scope: a list of the file names
+            expect(page.get_by_role("option", name=re.compile("acme-files")).first).to_be_visible(timeout=30_000)
+            assert linked() == []
+            page.keyboard.press("Escape")
+
+            page.get_by_role("tab", name="Library").click()
+            rescan = page.get_by_placeholder("/path/to/contracts")
+            rescan.fill(str(docs))
+            rescan.press("Enter")  # the folder is committed, and the button enabled
+            page.get_by_role("button", name="Re-scan").click()
+            said = page.locator("[data-testid='stAlert']")  # st.error, st.success: Markdown
+            expect(said.filter(has_text=re.compile("acme-failed.*empty file"))).to_be_visible(timeout=120_000)
+            expect(said.filter(has_text=re.compile("acme-folder.*unchanged"))).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "urls.png"), full_page=True)
+            text = seen(page)
+            for shown in ("www.acme-folder.test: 0 indexed, 1 unchanged",
+                          "www.acme-failed.test.pdf: failed: empty file"):
+                assert shown in text, shown
+            assert linked() == []
+            page.get_by_role("tab", name="Ask").click()  # the conversation, shown again after the re-scan
+            expect(title.first).to_be_visible(timeout=60_000)
+            assert linked() == []
+            assert not [u for u in requested if port in u or "acme" in u], requested
+    finally:
         listener.close()
     assert listener.requests == []

@@ -1,6 +1,8 @@
 """Showing pages and document text (rag.passages) on hostile input: a page of any shape renders within a
-screen's pixels, in a real process whose memory is bounded."""
+screen's pixels, in a real process whose memory is bounded; text that looks like a URL or an e-mail address
+never becomes a link, even where Streamlit reads it as Markdown."""
 
+import html
 import io
 import json
 import re
@@ -96,3 +98,22 @@ def test_an_ordinary_page_renders_at_the_asked_width(tmp_path):
     pdf = text_pdf(tmp_path / "letter.pdf", ["The governing law is the law of Delaware."])
     assert Image.open(io.BytesIO(render_page(pdf, 1, width=400))).size == (400, 518)
     assert page_image(pdf, 1, width=400).note is None
+
+
+# what Streamlit's Markdown (remark-gfm's autolink literals, in its StreamlitMarkdown bundle) makes a link of,
+# in the text it has decoded: the same patterns, as Python writes them
+AUTOLINK_URL = re.compile(r"(?i)(https?://|www(?=\.))([-.\w]+)", re.ASCII)
+AUTOLINK_EMAIL = re.compile(r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)", re.ASCII)
+LINKABLE = ["http://127.0.0.1:8765/x.png", "see https://example.com/a?b=c.", "HTTPS://EXAMPLE.COM",
+            "www.example.com", "(WWW.example.org)", "http://www.example.com", "xhttp://wwww.example.net",
+            "write to legal@acme.test today", "mailto:legal@acme.test", "a.b+c@d-e.example.co.uk"]
+
+
+@pytest.mark.parametrize("text", LINKABLE)
+def test_inert_text_holds_no_autolink_literal_yet_reads_the_same(text):
+    from rag.passages import inert
+
+    decoded = html.unescape(inert(text))  # what a Markdown parser has in its text node
+    assert not AUTOLINK_URL.search(decoded) and not AUTOLINK_EMAIL.search(decoded), decoded
+    assert decoded.replace("\u2060", "") == text  # only an invisible word joiner added
+    assert re.fullmatch(r"[^\W_]*(?:(?: |&#\d+;)[^\W_]*)*", inert(text))  # nothing but letters, digits, references
