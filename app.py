@@ -323,6 +323,11 @@ def run_ingest(s: Settings, target: Path) -> None:
 
 
 def settings_tab(s: Settings) -> None:
+    try:
+        engine, problem = engine_for(s), None
+        quoting = engine.mode == "quote"  # as applied: the form's own choice counts once applied
+    except RagError as e:
+        engine, problem, quoting = None, e, False
     with st.form("settings"):
         choices = ["auto", *backends.names()]
         backend = st.radio("Answering model", choices, horizontal=True, index=choices.index(s.llm_backend),
@@ -338,7 +343,12 @@ def settings_tab(s: Settings) -> None:
                                "writes the answer; auto: quote with the small embedded model, generate with a server")
         o = question_options(s)
         budget = st.select_slider("Context budget (tokens of sources)", list(BUDGETS),
-                                  value=next((k for k, v in BUDGETS.items() if v == o["budget"]), "32K"))
+                                  value=next((k for k, v in BUDGETS.items() if v == o["budget"]), "32K"),
+                                  disabled=quoting, help=f"for generated answers; quote answers choose from "
+                                                         f"{s.quote_budget} tokens of sources (quote_budget)")
+        if quoting:
+            st.caption(f"Answers are quotes: they are chosen from {s.quote_budget} tokens of sources (quote_budget), "
+                       "and the context budget applies to generated answers.")
         top_k = st.number_input("Hits retrieved (0: enough to fill the budget)", 0, 2000, o["top_k"])
         ordering = st.selectbox("Ordering", ORDERINGS, index=ORDERINGS.index(o["ordering"]))
         if st.form_submit_button("Apply"):
@@ -346,18 +356,21 @@ def settings_tab(s: Settings) -> None:
                                "answer": answer}
             state.options = {"budget": BUDGETS[budget], "top_k": int(top_k), "ordering": ordering}
             st.rerun()
-    try:
-        engine = engine_for(s)
-        status_line(engine)
-        o = question_options(s)
-        if engine.mode == "quote":
-            used = f"quotes are chosen from {s.quote_budget} tokens of sources (quote_budget)"
-        else:
-            used = (f"context window {engine.llm.context_window} tokens; source budget {engine.budget('', o['budget'])}"
-                    f" tokens used of the {o['budget']} asked; ordering {o['ordering']}")
-        st.caption(inert(f"{used[0].upper()}{used[1:]}; index {s.index_dir}, collection {s.collection}."))
-    except RagError as e:
-        say(st.error, str(e))
+    if engine is None:
+        say(st.error, str(problem))
+    else:
+        try:
+            status_line(engine)
+            o = question_options(s)
+            if quoting:
+                used = f"quotes are chosen from {s.quote_budget} tokens of sources (quote_budget)"
+            else:
+                used = (f"context window {engine.llm.context_window} tokens; source budget "
+                        f"{engine.budget('', o['budget'])} tokens used of the {o['budget']} asked; "
+                        f"ordering {o['ordering']}")
+            st.caption(inert(f"{used[0].upper()}{used[1:]}; index {s.index_dir}, collection {s.collection}."))
+        except RagError as e:
+            say(st.error, str(e))
     listed = {k: v for k, v in dataclasses.asdict(s).items() if k not in {"pdf_passwords"}}
     with st.expander("All settings"):
         st.json({k: str(v) for k, v in listed.items()})

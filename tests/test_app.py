@@ -174,3 +174,14 @@ def test_a_page_of_an_absurd_shape_is_shown_scaled_down_and_a_page_that_fails_is
     [error] = [plain(e.value) for e in app.error]
     assert "strip.pdf" in error and "page 1" in error and "\n" not in error
     other_tabs_rendered(app)
+
+
+def test_the_context_budget_is_disabled_for_quote_answers(monkeypatch, sample_index):
+    quoting = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")  # auto: quotes with this model
+    slider = quoting.select_slider[0]
+    assert slider.label.startswith("Context budget") and slider.disabled
+    assert "4096 tokens of sources (quote_budget)" in slider.help
+    assert any(plain(c.value).startswith("Answers are quotes: they are chosen from 4096 tokens of sources")
+               for c in quoting.caption)
+    generating = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded", RAG_ANSWER="generate")
+    assert not generating.select_slider[0].disabled
