@@ -30,6 +30,7 @@ from rag.prompts import pages_label
 
 BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
 HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
+NAME_PIXELS = (24, 7.5, 900)  # the Library's file column: padding, pixels a character (13 px type), at most
 log = logging.getLogger("rag.app")
 
 st.set_page_config(page_title="rag: private knowledge base", layout="wide")
@@ -283,11 +284,17 @@ def library_tab(s: Settings) -> None:
     if not rows:
         table.info("No documents yet: upload some, or re-scan a folder.")
         return
+    names = [shown(Path(f.path).name) for f, _ in rows]
+    pad, per_char, most = NAME_PIXELS
+    text = st.column_config.TextColumn  # shown as the characters they are, whatever they look like
     table.dataframe([{
-        "file": shown(Path(f.path).name), "status": f.status.replace("_", " "), "pages": f.pages, "chunks": f.chunks,
+        "file": name, "status": f.status.replace("_", " "), "pages": f.pages, "chunks": f.chunks,
         "size (KB)": round(f.size / 1024, 1),
         "ingested": dt.datetime.fromtimestamp(doc.ingested_at if doc else f.updated_at).strftime("%Y-%m-%d %H:%M"),
-        "reason": f.reason, "path": shown(f.path)} for f, doc in rows], hide_index=True, width="stretch")
+        "reason": f.reason, "path": shown(f.path)} for name, (f, doc) in zip(names, rows)], hide_index=True,
+        width="stretch", column_config={  # the whole name, and kept in sight when the table scrolls sideways
+            "file": text(width=int(min(most, pad + per_char * max(map(len, names)))), pinned=True),
+            "reason": text(width="large"), "path": text(width="large")})
 
 
 def run_ingest(s: Settings, target: Path) -> None:

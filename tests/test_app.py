@@ -5,6 +5,7 @@ browser, tests/test_browser.py.)
 """
 
 import html
+import json
 import os
 import re
 
@@ -185,3 +186,14 @@ def test_the_context_budget_is_disabled_for_quote_answers(monkeypatch, sample_in
                for c in quoting.caption)
     generating = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded", RAG_ANSWER="generate")
     assert not generating.select_slider[0].disabled
+
+
+def test_the_library_table_is_wide_enough_for_file_names(monkeypatch, sample_index):
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")
+    names = app.dataframe[0].value["file"]
+    longest = max(len(name) for name in names)
+    assert longest > 50  # CUAD's names: NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf
+    columns = json.loads(app.dataframe[0].proto.columns)
+    # measured in Chromium: CUAD's longest name, 104 characters, is 700 pixels wide in the table
+    assert columns["file"]["width"] >= 7 * longest and columns["file"]["pinned"]
+    assert all(columns[name]["type_config"]["type"] == "text" for name in ("file", "reason", "path"))
