@@ -25,7 +25,15 @@ class IndexLockedError(RagError):
 
 
 class IndexDamagedError(RagError):
-    """The manifest cannot be read (a damaged SQLite file)."""
+    """The manifest cannot be read: a damaged SQLite file (SQLITE_CORRUPT, SQLITE_NOTADB), nothing else."""
+
+
+class DiskFullError(RagError):
+    """The disk that holds the index has no room left for what must be written (SQLITE_FULL, ENOSPC)."""
+
+
+class IndexChangedError(RagError):
+    """Another process changed the index while this one read it, and reading it afresh failed too."""
 
 
 class IndexInconsistentError(RagError):
@@ -33,7 +41,12 @@ class IndexInconsistentError(RagError):
 
 
 class StoreError(RagError):
-    """The Chroma store could not be opened or reached."""
+    """The Chroma store (or the manifest) could not be opened, reached, read or written."""
+
+
+class StoreReadError(StoreError):
+    """Chroma failed to read a local index; the usual cause is another process writing it meanwhile, which
+    reading it afresh gets past (rag.knowledge_base.KnowledgeBase.read does, once)."""
 
 
 class EmbeddingError(RagError):
