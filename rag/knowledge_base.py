@@ -18,21 +18,41 @@ reader refuses to answer from a knowledge base that disagrees (and says the one 
 it), and `rag ingest` repairs it (re-embeds what Chroma lost, drops what only Chroma holds). Every
 write transaction makes a new generation; a reader in another process notices (SQLite's data_version)
 and reopens what it holds in memory, so it sees the vectors a later ingest added.
+
+A reader and an ingest in two processes may work on the same index at once. Chroma's in-process copy of a
+local store (its vector graph, brought up to date from Chroma's log when a query starts) can lag the
+metadata that the ingest writes meanwhile: a query that filters by metadata (ours hide documents being
+written) then fails on an id its graph does not hold yet ("Error finding id"). `read` reads such a failed
+read once more, from a copy made afresh; if that fails too, it says in one line to ask again. `health`
+counts the stores only when no write landed between its counts, so a running ingest is never taken for
+damage.
+
+Errors of SQLite (the manifest) are said by `damaged`: a full disk as DiskFullError (rag.store.disk_full),
+a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) as IndexDamagedError with the way out, anything else as
+StoreError; never a full disk as damage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from rag.chunking import CHUNKER_VERSION
 from rag.config import Settings
-from rag.errors import IndexDamagedError, IndexInconsistentError, IndexLockedError
+from rag.errors import (IndexChangedError, IndexDamagedError, IndexInconsistentError, IndexLockedError, RagError,
+                        StoreError, StoreReadError)
 from rag.manifest import Document, FileRow, Manifest
-from rag.store import ChunkStore, open_client, refresh_local_client
+from rag.store import ChunkStore, disk_full, disk_full_error, open_client, refresh_local_client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+HEALTH_TRIES = 5  # counts taken again while an ingest keeps writing between them; the last are kept
 
 
 # --- layout -----------------------------------------------------------------------------------------
@@ -103,7 +123,10 @@ class KnowledgeBase:
     def __init__(self, settings: Settings, model_id: str, client=None):
         self.settings = settings
         self.model_id = model_id
-        self.manifest = Manifest(manifest_path(settings), settings.collection)
+        try:
+            self.manifest = Manifest(manifest_path(settings), settings.collection)
+        except sqlite3.Error as e:  # SQLite's errors become ours where it is opened (a full disk, a damaged file)
+            raise damaged(settings, e) from e
         try:
             self.store = ChunkStore(settings, model_id, client or open_client(settings))
         except BaseException:
@@ -169,8 +192,35 @@ class KnowledgeBase:
             lock.release()
 
     def health(self) -> Health:
-        complete, everything = self.manifest.chunk_counts()
-        return Health(complete, everything, self.manifest.lexical.count(), self.store.count())
+        """The three counts, taken while nothing was written between them: an ingest in another process that
+        marks a document pending, then writes its vectors, must not look like vectors the manifest lacks."""
+        for _ in range(HEALTH_TRIES):
+            before = self._data_version()
+            with self._snapshot():  # the manifest's two counts, from one state of it
+                complete, everything = self.manifest.chunk_counts()
+                keyword = self.manifest.lexical.count()
+            vectors = self.read(self.store.count)
+            if self._data_version() == before:
+                break
+        return Health(complete, everything, keyword, vectors)
+
+    def _data_version(self) -> int:
+        """Changes when another connection commits to the manifest (unlike changed_elsewhere, asking keeps no
+        state: refresh's own question stays unanswered)."""
+        return self.manifest.db.execute("PRAGMA data_version").fetchone()[0]
+
+    @contextlib.contextmanager
+    def _snapshot(self):
+        """One read transaction on the manifest, unless one is open already (a writer's own)."""
+        db = self.manifest.db
+        if db.in_transaction:
+            yield
+            return
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
 
     def check(self) -> None:
         """Raise IndexInconsistentError, saying what is wrong and how to repair it, unless the stores agree."""
@@ -190,14 +240,45 @@ class KnowledgeBase:
         if generation == self.generation:
             return False
         self.generation = generation
-        if not self.settings.chroma_url:  # a server has one copy for every client: nothing to reopen
-            self.store = ChunkStore(self.settings, self.model_id, refresh_local_client(self.settings))
+        self.reopen()
         return True
 
+    def reopen(self) -> None:
+        """Drop this process's copy of a local Chroma store and read it afresh from disk (a server has one copy
+        for every client: nothing to reopen)."""
+        if not self.settings.chroma_url:
+            self.store = ChunkStore(self.settings, self.model_id, refresh_local_client(self.settings))
 
-def damaged(settings: Settings, error: Exception) -> IndexDamagedError:
-    """What a damaged manifest (an SQLite error) means for the user, and how to get out of it."""
+    def read(self, reading: Callable[[], T]) -> T:
+        """`reading()`, which reads Chroma; when Chroma fails to read it (another process changed the index under
+        this one's copy), once more from a copy made afresh. Raises IndexChangedError, one line, if that fails
+        too. The caller holds `lock` when the knowledge base is shared between threads."""
+        try:
+            return reading()
+        except StoreReadError as e:
+            log.info("reading the index again, from a fresh copy: %s", e)
+            self.reopen()
+        try:
+            return reading()
+        except StoreReadError as e:
+            raise IndexChangedError(
+                f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} changed while it was "
+                "being read (a `rag ingest` is writing to it): ask again; if this repeats when no ingest is "
+                f"running, run `rag ingest FOLDER` on the folder you ingested to repair it ({e})") from e
+
+
+def damaged(settings: Settings, error: Exception) -> RagError:
+    """What an SQLite error of the manifest means for the user, and how to get out of it: a full disk
+    (DiskFullError), a damaged file (IndexDamagedError: move it away, ingest again), or else a StoreError."""
     path = manifest_path(settings)
-    return IndexDamagedError(
-        f"the knowledge base's manifest at {path} cannot be read ({error}): move it away (`mv {path} "
-        f"{path}.damaged`) and run `rag ingest FOLDER` again; vectors already in Chroma are reused, not re-embedded")
+    if disk_full(error, settings.index_dir):
+        return disk_full_error(settings.index_dir)
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return IndexDamagedError(
+            f"the knowledge base's manifest at {path} cannot be read ({error}): move it away (`mv {path} "
+            f"{path}.damaged`) and run `rag ingest FOLDER` again; vectors already in Chroma are reused, not "
+            "re-embedded")
+    return StoreError(
+        f"the knowledge base's manifest at {path} cannot be used ({error}): check that {settings.index_dir} is "
+        "there and writable, and that no other program holds it, or set RAG_INDEX_DIR; then run this again")

@@ -47,7 +47,8 @@ def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, f
 
 class Retriever:
     """Searches one knowledge base. It refuses one whose stores disagree (saying how to repair it), and
-    before each question notices whether another process wrote to it, and then sees what was written."""
+    before each question notices whether another process wrote to it, and then sees what was written. A
+    search that Chroma fails because an ingest wrote meanwhile is made once more, afresh (KnowledgeBase.read)."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, kb: KnowledgeBase | None = None):
         self.settings = settings
@@ -55,7 +56,8 @@ class Retriever:
         self._owns_kb = kb is None
         self.kb = kb or KnowledgeBase(settings, self.embedder.model_id)
         self._paths: dict[str, str] = {}  # doc_id -> path, for the hits of the current question
-        self.kb.check()
+        with self.kb.lock:  # the app's sessions share the knowledge base
+            self.kb.check()
 
     @property
     def manifest(self):
@@ -87,9 +89,12 @@ class Retriever:
         documents, also their opening and, given the `clause` model it asks (rag.clause_models), their chunks
         that hold its keywords and, for a model learned from enough contracts, their chunks as it ranks them."""
         with self.kb.lock:
-            if self.kb.refresh():  # another process wrote: see its vectors; check the stores still agree
-                self.kb.check()
-            return self._search(question, k, documents, clause)
+            return self.kb.read(lambda: self._fresh_search(question, k, documents, clause))
+
+    def _fresh_search(self, question: str, k: int, documents: Sequence[str] | None, clause) -> Retrieved:
+        if self.kb.refresh():  # another process wrote: see its vectors; check the stores still agree
+            self.kb.check()
+        return self._search(question, k, documents, clause)
 
     def _search(self, question: str, k: int, documents: Sequence[str] | None, clause) -> Retrieved:
         t0 = time.perf_counter()
@@ -137,7 +142,8 @@ class Retriever:
         """The k best chunks by vectors alone, and by keywords alone (what fusion combines; for evaluation)."""
         with self.kb.lock:
             doc_ids = self.scope(documents) if documents else None
-            vector = self._hits([(cid, 0.0) for cid in self._vector(question, k, doc_ids, self.manifest.hidden())])
+            vector = self._hits([(cid, 0.0) for cid in self.kb.read(
+                lambda: self._vector(question, k, doc_ids, self.manifest.hidden()))])
             keyword = self._hits(self.manifest.lexical.search(question, k, doc_ids))
         return vector, keyword
 
@@ -154,20 +160,18 @@ class Retriever:
         if hidden:
             conditions.append(self.kb.store.visible_filter(hidden))
         where = conditions[0] if len(conditions) == 1 else ({"$and": conditions} if conditions else None)
-        result = self.kb.store.collection.query(query_embeddings=self.embedder.embed([question]), n_results=k,
-                                             where=where, include=[])
-        return result["ids"][0]
+        return self.kb.store.query(self.embedder.embed([question]), k, where)
 
     def _by_clause(self, clause, k: int, doc_ids: list[str], hidden: list[str]) -> list[str]:
         """The documents' k chunks that the clause model scores highest (a contract's few hundred vectors)."""
         where = {"doc_id": {"$in": doc_ids}}
         if hidden:
             where = {"$and": [where, self.kb.store.visible_filter(hidden)]}
-        got = self.kb.store.collection.get(where=where, include=["embeddings"])
-        if not got["ids"]:
+        ids, vectors = self.kb.store.vectors(where)
+        if not ids:
             return []
-        scores = clause.score(np.asarray(got["embeddings"], dtype=np.float32))
-        return [got["ids"][i] for i in np.argsort(-scores)[:k]]
+        scores = clause.score(np.asarray(vectors, dtype=np.float32))
+        return [ids[i] for i in np.argsort(-scores)[:k]]
 
     def _hits(self, ranked: list[tuple[str, float]], rank_from: int = 1) -> list[Hit]:
         rows = self.manifest.lexical.get([cid for cid, _ in ranked])
