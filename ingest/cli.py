@@ -32,6 +32,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="password to try on encrypted PDFs (repeatable; env RAG_PDF_PASSWORDS, comma-separated)")
     p.add_argument("--no-ocr", dest="ocr", action="store_false", default=None,
                    help="leave scanned pages unread instead of reading them with Tesseract (env RAG_OCR=false)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="read again the files that failed or had no text, even when neither they nor the settings "
+                        "that decide reading changed (otherwise their outcome is remembered, not read again)")
     p.add_argument("--chunk-tokens", dest="chunk_tokens", type=int, help="chunk size in embedding tokens")
     p.add_argument("--batch-size", dest="embed_batch_size", type=int, help="embedding batch size")
     p.set_defaults(run=run)
@@ -44,9 +47,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     progress = _progress(err) if err.is_terminal and not args.json else None
     if progress:
         with progress:
-            report = ingest(args.folder, settings, on_event=_on_event(progress))
+            report = ingest(args.folder, settings, on_event=_on_event(progress), retry_failed=args.retry_failed)
     else:
-        report = ingest(args.folder, settings)
+        report = ingest(args.folder, settings, retry_failed=args.retry_failed)
     if args.json:
         json.dump(json_safe(report.to_dict()), sys.stdout, indent=2)
         print()

@@ -5,6 +5,13 @@ embedding model and its file type's text extractors, and chunk ids extend it wit
 unchanged, moved or touched file costs a hash and no embedding; a changed file gets new ids and its old
 chunks are removed once the new ones are in; a changed chunker, model or extractor re-chunks what it reads.
 
+What reading a file came to when it gave nothing to index (`failed`, `no_text`: a scan without words, a
+damaged file, one past a limit) is remembered in its file row, by the sha256 of the bytes read and a signature
+of what decides reading (`reading()`: its document signature, the passwords, OCR, the limits): the same bytes
+under the same signature are reported with that outcome and not read again (no second minute of OCR on the
+same blank scan), until they change, the signature does (a new password, OCR turned on, a larger limit, a new
+version of a reader), or the run is asked to (`retry_failed`).
+
 Order of writes, which is what makes a killed run safe to rerun:
   1. manifest: document `pending` (hidden from queries);
   2. Chroma: upsert the chunks not already stored (a rerun resumes here, embedding only what is missing);
@@ -19,12 +26,13 @@ stored EMBED_BATCH chunks at a time, so a huge one costs no more memory than a s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from rag import filetypes
 from rag.chunking import embedded_text
@@ -49,8 +57,9 @@ Event = Callable[[str, dict], None]
 
 
 def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None,
-           on_event: Event | None = None) -> IngestReport:
-    """Bring the knowledge base in line with `target` (a folder, or one file). Raises IndexLockedError."""
+           on_event: Event | None = None, retry_failed: bool = False) -> IngestReport:
+    """Bring the knowledge base in line with `target` (a folder, or one file). Raises IndexLockedError.
+    `retry_failed`: read again the unchanged files whose reading failed or found no text (remembered otherwise)."""
     target = Path(os.path.abspath(target))
     if not target.exists():
         raise ConfigError(f"{shown(str(target))} does not exist: give a folder (or a file) to ingest")
@@ -58,7 +67,7 @@ def ingest(target: Path, settings: Settings, *, embedder: Embedder | None = None
     kb = KnowledgeBase(settings, embedder.model_id)
     try:
         with kb.writing():
-            return _Run(target, kb, embedder, on_event or (lambda kind, data: None)).run()
+            return _Run(target, kb, embedder, on_event or (lambda kind, data: None), retry_failed).run()
     finally:
         kb.close()
 
@@ -90,13 +99,28 @@ def remove_file(path: str, settings: Settings) -> None:
         Path(path).unlink(missing_ok=True)
 
 
+class Outcome(NamedTuple):
+    """What reading a file's bytes came to, when it gave nothing to index (kept in its file row)."""
+    sha256: str  # the bytes read
+    reading: str  # the signature of what decided the reading (_Run.reading)
+    reason: str  # as the reader said it
+    at: float  # when
+
+
 class _Run:
-    def __init__(self, target: Path, kb: KnowledgeBase, embedder: Embedder, on_event: Event):
+    def __init__(self, target: Path, kb: KnowledgeBase, embedder: Embedder, on_event: Event,
+                 retry_failed: bool = False):
         self.target, self.kb, self.embedder, self.emit = target, kb, embedder, on_event
         self.settings, self.manifest, self.store = kb.settings, kb.manifest, kb.store
+        self.retry_failed = retry_failed
         self._sigs: dict[str, str] = {}  # per file type
+        self._readings: dict[str, str] = {}  # per file type
         self.root = folder_root(target)  # links are followed only to files inside it
         self.before = self.manifest.files()  # the rows as this run found them
+        # outcomes of reading that gave nothing to index, by the bytes read and the reading signature (a copy or
+        # a move of such a file is not read again either)
+        self.outcomes = {(row.sha256, row.reading): row for row in self.before.values()
+                         if row.read_at and row.status in (FAILED, NO_TEXT)}
         self.unlisted: list[str] = []  # folders that could not be listed: what was indexed from them stays
         self.report = IngestReport()
         self.timer = {"hash": 0.0, "load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "remove": 0.0}
@@ -123,9 +147,14 @@ class _Run:
         self.report.seconds = self.timer
         return self.report
 
-    def _add(self, entry: FileReport) -> None:
-        if entry.status in (FAILED, NO_TEXT):  # kept, with the reason, for whoever lists the library
+    def _add(self, entry: FileReport, outcome: Outcome | None = None) -> None:
+        """Report a file; one that failed or had no text is kept, with its reason (and `outcome`: what reading
+        its bytes came to), for whoever lists the library, and for the next run."""
+        if entry.status in (FAILED, NO_TEXT):
             entry, row = self._failed_row(entry)
+            if outcome is not None:
+                row = replace(row, sha256=outcome.sha256, reading=outcome.reading, read_reason=outcome.reason,
+                              read_at=outcome.at)
             self.manifest.put_file(row)
         elif entry.status == SKIPPED and entry.path in self.before:  # replaced by a link out of the folder, say
             self.manifest.drop_file(entry.path)
@@ -213,11 +242,15 @@ class _Run:
                 self.timer["hash"] += time.perf_counter() - t
             doc_id = make_doc_id(sha, self.sig(path))
             doc = documents.get(doc_id)
+            if doc is None and not self.retry_failed and (known := self.outcomes.get((sha, self.reading(path)))):
+                self._add(FileReport(str(path), known.status, _not_read_again(known)), Outcome(
+                    known.sha256, known.reading, known.read_reason, known.read_at))
+                continue
             if doc is None or doc.state != "complete" or doc_id in without_pages:
                 work.append(path)
                 continue
             row, reason = files.get(str(path)), ""
-            if row is None or row.doc_id != doc_id:
+            if row is None or row.doc_id != doc_id or row.status != OK:  # new here, or readable again
                 reason = self._adopt(path, doc)
                 self.manifest.put_file(FileRow(str(path), doc_id, size, OK, reason, doc.pages, doc.chunks, now()))
             self._add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
@@ -230,6 +263,20 @@ class _Run:
             options = filetypes.Options(self.settings.pdf_passwords, self.settings.ocr)
             self._sigs[name] = signature(self.settings, self.embedder.model_id, kind.reader(options) if kind else "")
         return self._sigs[name]
+
+    def reading(self, path: Path) -> str:
+        """What decides whether a file of this type can be read, besides its bytes: its document signature (the
+        chunker, the model, its type's extractors and their versions, OCR on or off), the passwords tried (as a
+        hash) and the limits. A file that failed or had no text is read again when this changes."""
+        kind = filetypes.for_path(path)
+        name = kind.name if kind else ""
+        if name not in self._readings:
+            s = self.settings
+            passwords = hashlib.sha256("\0".join(s.pdf_passwords).encode()).hexdigest()
+            spec = (f"{self.sig(path)};passwords={passwords};ocr={s.ocr};parse_timeout={s.parse_timeout!r};"
+                    f"parse_memory_mb={s.parse_memory_mb};max_file_mb={s.max_file_mb}")
+            self._readings[name] = hashlib.sha256(spec.encode()).hexdigest()[:16]
+        return self._readings[name]
 
     def _unlisted_note(self, report: FileReport) -> FileReport:
         inside = [p for p, row in self.before.items() if p.startswith(report.path + os.sep) and row.doc_id]
@@ -247,7 +294,7 @@ class _Run:
         return f"moved from {shown(doc.path)}"
 
     # 2. read, parse and chunk in a second process, a couple of files ahead of the embedder
-    def _prepared(self, work: list[Path]) -> Iterator[Prepared | FileReport]:
+    def _prepared(self, work: list[Path]) -> Iterator[Prepared | Failed]:
         if not work:
             return
         s = self.settings
@@ -259,15 +306,13 @@ class _Run:
             for item in prepared:
                 for stage, seconds in item.seconds.items():
                     self.timer[stage] += seconds
-                if isinstance(item, Failed):
-                    yield FileReport(str(item.path), item.status, item.reason)
-                else:
-                    yield item
+                yield item
 
     # 3. embed what is missing, store, then mark complete
-    def _store(self, item: Prepared | FileReport) -> None:
-        if isinstance(item, FileReport):
-            self._add(item)
+    def _store(self, item: Prepared | Failed) -> None:
+        if isinstance(item, Failed):  # what reading its bytes came to is kept (not when they were never read)
+            outcome = Outcome(item.sha256, self.reading(item.path), item.reason, now()) if item.sha256 else None
+            self._add(FileReport(str(item.path), item.status, item.reason), outcome)
             return
         path, doc_id = str(item.path), make_doc_id(item.sha256, self.sig(item.path))
         known = self.manifest.document(doc_id)
@@ -333,6 +378,11 @@ class _Run:
             remove_document(self.kb, doc.doc_id)
             self.timer["remove"] += time.perf_counter() - t
             self.report.removed_documents += 1
+
+
+def _not_read_again(row: FileRow) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.read_at))
+    return f"{row.read_reason} (unchanged since {when}: not read again; `rag ingest --retry-failed` reads it again)"
 
 
 def _gone(path: str) -> bool:

@@ -29,11 +29,19 @@ CREATE TABLE IF NOT EXISTS generations (collection TEXT PRIMARY KEY, generation 
 CREATE TABLE IF NOT EXISTS files (
     collection TEXT NOT NULL, path TEXT NOT NULL, doc_id TEXT, size INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT NOT NULL, pages INTEGER NOT NULL, chunks INTEGER NOT NULL,
-    updated_at REAL NOT NULL, PRIMARY KEY (collection, path));
+    updated_at REAL NOT NULL, sha256 TEXT NOT NULL DEFAULT '', reading TEXT NOT NULL DEFAULT '',
+    read_reason TEXT NOT NULL DEFAULT '', read_at REAL NOT NULL DEFAULT 0, PRIMARY KEY (collection, path));
 CREATE TABLE IF NOT EXISTS pages (
     collection TEXT NOT NULL, doc_id TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
     ocr INTEGER NOT NULL DEFAULT 0, section TEXT NOT NULL DEFAULT '', PRIMARY KEY (collection, doc_id, page));
 """
+# columns added since the first manifests, by table: an older manifest gets them (with their defaults) when opened
+ADDED_COLUMNS = {
+    "pages": (("ocr", "INTEGER NOT NULL DEFAULT 0"), ("section", "TEXT NOT NULL DEFAULT ''")),
+    "files": (("sha256", "TEXT NOT NULL DEFAULT ''"), ("reading", "TEXT NOT NULL DEFAULT ''"),
+              ("read_reason", "TEXT NOT NULL DEFAULT ''"), ("read_at", "REAL NOT NULL DEFAULT 0")),
+}
+FILE_COLUMNS = "path, doc_id, size, status, reason, pages, chunks, updated_at, sha256, reading, read_reason, read_at"
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,13 @@ class FileRow:
     pages: int
     chunks: int
     updated_at: float
+    # a file that was read and gave nothing to index (failed, no_text): the bytes that were read, the signature
+    # of what decided the reading (rag.indexer), the reason it gave and when; the same bytes under the same
+    # signature are not read again
+    sha256: str = ""
+    reading: str = ""
+    read_reason: str = ""
+    read_at: float = 0.0
 
 
 class Manifest:
@@ -71,14 +86,15 @@ class Manifest:
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(pages)")}  # made before OCR and sections?
-        for column, kind in (("ocr", "INTEGER NOT NULL DEFAULT 0"), ("section", "TEXT NOT NULL DEFAULT ''")):
-            if column not in columns:
-                try:
-                    self.db.execute(f"ALTER TABLE pages ADD COLUMN {column} {kind}")
-                except sqlite3.OperationalError as e:  # another process added it first
-                    if "duplicate column" not in str(e):
-                        raise
+        for table, added in ADDED_COLUMNS.items():  # made by an older version?
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in added:
+                if column not in columns:
+                    try:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as e:  # another process added it first
+                        if "duplicate column" not in str(e):
+                            raise
         self.lexical = LexicalIndex(self.db, collection)  # BM25 over the chunks, in this same database
         self.reading = threading.Lock()  # held by a thread that reads while its caller does something else
 
@@ -227,15 +243,14 @@ class Manifest:
 
     # files
     def files(self) -> dict[str, FileRow]:
-        rows = self.db.execute(
-            "SELECT path, doc_id, size, status, reason, pages, chunks, updated_at FROM files WHERE collection = ?",
-            (self.collection,))
+        rows = self.db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE collection = ?", (self.collection,))
         return {loaded(r[0]): FileRow(loaded(r[0]), *r[1:]) for r in rows}
 
     def put_file(self, row: FileRow) -> None:
-        self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+        self.db.execute(f"INSERT OR REPLACE INTO files (collection, {FILE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
                         (self.collection, stored(row.path), row.doc_id, row.size, row.status, valid_text(row.reason),
-                         row.pages, row.chunks, row.updated_at))
+                         row.pages, row.chunks, row.updated_at, row.sha256, row.reading, valid_text(row.read_reason),
+                         row.read_at))
 
     def drop_file(self, path: str) -> None:
         self.db.execute("DELETE FROM files WHERE collection = ? AND path = ?", (self.collection, stored(path)))

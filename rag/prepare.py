@@ -91,6 +91,7 @@ class Failed:
     status: str  # failed | no_text
     reason: str
     seconds: dict[str, float] = field(default_factory=dict)
+    sha256: str = ""  # the bytes whose reading came to this ("" when they were not read: it says nothing of them)
 
 
 class _TooSlow(FileError):
@@ -128,6 +129,7 @@ class _Worker:
         self.params, self.on_step = params, on_step
         self.jobs: deque[Path] = deque()  # sent, no result yet; the first is the one being read
         self.where = ""  # the first job's last reported step
+        self.sha256 = ""  # the first job's bytes, once the worker has read and hashed them
         self.ready = False  # started: from then on, silence means a file is stuck
         here = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
@@ -151,7 +153,7 @@ class _Worker:
                 message = self._receive(waited)
             except (EOFError, OSError):
                 self.jobs.popleft()
-                return Failed(path, "failed", self._death()), False
+                return Failed(path, "failed", self._death(), sha256=self._read()), False
             if message is None:  # no word for `waited` seconds while we waited: stuck on one step
                 self.jobs.popleft()
                 self.close()
@@ -159,7 +161,8 @@ class _Worker:
                     return Failed(path, "failed", f"the parser process did not start within {waited:g} s"), False
                 return Failed(path, "failed", (
                     f"stopped after {waited:g} s without progress ({self.where or 'opening it'}): the file is too "
-                    "slow to read (raise parse_timeout, e.g. RAG_PARSE_TIMEOUT, to give it longer)")), False
+                    "slow to read (raise parse_timeout, e.g. RAG_PARSE_TIMEOUT, to give it longer)"),
+                    sha256=self._read()), False
             kind, body = message
             if kind == "ready":
                 self.ready = True
@@ -169,9 +172,17 @@ class _Worker:
                 if self.on_step:
                     self.on_step(path, body)
                 continue
+            if kind == "hashed":
+                self.sha256 = body
+                continue
             self.jobs.popleft()
-            self.where = ""
+            self.where = self.sha256 = ""
             return body, True
+
+    def _read(self) -> str:
+        """The sha256 of the bytes the first job was stopped on (and forget it: the next job is another file)."""
+        sha, self.sha256 = self.sha256, ""
+        return sha
 
     def close(self) -> None:
         """Stop the worker and reap it (its stdin closes: an idle worker exits by itself)."""
@@ -226,10 +237,11 @@ class _Worker:
 
 # --- the worker's side ------------------------------------------------------------------------------
 
-def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None] = lambda where, units=0: None
-                 ) -> Prepared | Failed:
+def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None] = lambda where, units=0: None,
+                 hashed: Callable[[str], None] = lambda sha256: None) -> Prepared | Failed:
     """Read, hash, parse, chunk and count one file. `step(where, units)` is called as it goes (units: how
-    many steps the file will take, once known)."""
+    many steps the file will take, once known); `hashed(sha256)` once its bytes are read. A failure after the
+    bytes are read names them (Failed.sha256): the indexer remembers what reading them came to."""
     t0 = time.perf_counter()
     try:
         with open_regular(path, Path(params.root)) as f:  # as the walk saw it, even if swapped since
@@ -241,28 +253,33 @@ def prepare_file(path: Path, params: Params, tokenize, step: Callable[..., None]
     except FileError as e:
         return Failed(path, e.status, str(e))
     sha, size = hashlib.sha256(data).hexdigest(), len(data)  # the bytes we index are the bytes we hash
+    hashed(sha)
     most = STEPS_WITHOUT_SIZE + size // 1024  # steps that earn time: a 600 KB file of 99,000 pages gets 660
 
     def page(done: int, total: int, doing: str = "page") -> None:
         step(f"{doing} {done + 1} of {total}", min(total, most))
 
-    try:
-        read = load_pages(path, data, Options(params.passwords, params.ocr), page)
-    except FileError as e:
-        return Failed(path, e.status, str(e), {"load": time.perf_counter() - t0})
-    pages = read.pages
-    del data
-    t1 = time.perf_counter()
-    windows = sum(len(p) for p in pages) // WINDOW_CHARS
-    step("chunking", min(most, max(len(pages), windows)))
     done = [0]
 
     def chunked() -> None:
         done[0] += 1
         step(f"chunking, {done[0] * WINDOW_CHARS // 1024:,} K characters in")
 
-    chunks = chunk_pages(pages, tokenize, params.chunk_tokens, params.overlap, chunked)
-    tokens = _count(chunks, step)
+    try:
+        read = load_pages(path, data, Options(params.passwords, params.ocr), page)
+        pages = read.pages
+        del data  # only the text from here on
+        t1 = time.perf_counter()
+        windows = sum(len(p) for p in pages) // WINDOW_CHARS
+        step("chunking", min(most, max(len(pages), windows)))
+        chunks = chunk_pages(pages, tokenize, params.chunk_tokens, params.overlap, chunked)
+        tokens = _count(chunks, step)
+    except FileError as e:  # a reason from the loader, or the time limit
+        return Failed(path, e.status, str(e), {"load": time.perf_counter() - t0}, sha)
+    except MemoryError:
+        return Failed(path, "failed", needs_memory(params), sha256=sha)
+    except Exception as e:  # an odd file must not end the batch
+        return Failed(path, "failed", unexpected(e), sha256=sha)
     empty = [number for number, text in enumerate(pages, 1) if not text.strip()]
     notes = [f"{_page_ranges(list(read.ocr))} of {len(pages)} read by OCR"] if read.ocr else []
     notes += [f"{_page_ranges(empty)} of {len(pages)}: no extractable text (scanned?)"] if empty else []
@@ -358,17 +375,24 @@ def _work(path: Path, params: Params, tokenize, send) -> Prepared | Failed:
     clock = _Clock(send, params.timeout)
     send(("progress", "opening it"))
     try:
-        return prepare_file(path, params, tokenize, clock.step)
-    except FileError as e:  # the time limit, raised from inside a loader
+        return prepare_file(path, params, tokenize, clock.step, lambda sha256: send(("hashed", sha256)))
+    except FileError as e:  # before its bytes were read
         return Failed(path, e.status, str(e))
     except MemoryError:
-        return Failed(path, "failed", f"needs more memory than the {params.memory_mb} MB the parser may use "
-                                      "(raise parse_memory_mb, e.g. RAG_PARSE_MEMORY_MB, to read it)")
+        return Failed(path, "failed", needs_memory(params))
     except Exception as e:  # an odd file must not end the batch
-        said = str(e) if len(str(e)) < 200 else str(e)[:197] + "..."
-        return Failed(path, "failed", f"unexpected error while reading ({type(e).__name__}: {said}): the file may be "
-                                      "damaged; if it opens in its own program, save it again from there; if it "
-                                      "still fails, report this as a bug")
+        return Failed(path, "failed", unexpected(e))
+
+
+def needs_memory(params: Params) -> str:
+    return (f"needs more memory than the {params.memory_mb} MB the parser may use (raise parse_memory_mb, e.g. "
+            "RAG_PARSE_MEMORY_MB, to read it)")
+
+
+def unexpected(e: Exception) -> str:
+    said = str(e) if len(str(e)) < 200 else str(e)[:197] + "..."
+    return (f"unexpected error while reading ({type(e).__name__}: {said}): the file may be damaged; if it opens in "
+            "its own program, save it again from there; if it still fails, report this as a bug")
 
 
 def _limit_memory(megabytes: int) -> None:
