@@ -1,6 +1,9 @@
 """Sentence-transformers embeddings: the bundled offline all-MiniLM-L6-v2 by default, any model by settings.
 
-The model loads on first use (torch is heavy); `import rag.embeddings` costs nothing.
+The model loads on first use (torch is heavy); `import rag.embeddings` costs nothing. An Embedder made for
+asking (`asking=True`: a question and the sentences of its sources, a few hundred texts at most) computes
+the same vectors with rag.encoder, in NumPy, when that reads the model: no torch to import, so a cold
+`rag ask` answers in about a second instead of ten.
 """
 
 from __future__ import annotations
@@ -66,15 +69,32 @@ def auto_dtype(device: str) -> str:
 class Embedder:
     """Loads the model once; `tokenize` for the chunker, `embed` for the store. Thread-safe to share."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, asking: bool = False):
         self.settings = settings
+        self.asking = asking
         # The name that identifies the model in chunk ids: the bundled copy is the hub model itself.
         self.model_id = settings.embedding_model or BUNDLED_MODEL
         self.seconds = 0.0  # time spent inside the model, for the ingest report
         self.embedded = 0  # texts embedded
         self._model = None
         self._tokenizer = None
+        self._encoder = None  # rag.encoder's, when asking (False: it does not read this model)
         self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Load what `embed` will use (safe from several threads: the first loads, the others wait)."""
+        if not (self.asking and self._numpy()):
+            self._load()
+
+    def _numpy(self):
+        """rag.encoder's encoder of this model, or None when it cannot compute it (sentence-transformers can)."""
+        with self._lock:
+            if self._encoder is None:
+                from rag import encoder
+
+                folder = Path(self.settings.embedding_model or bundled_model_path())
+                self._encoder = (encoder.load(folder) if folder.is_dir() else None) or False
+            return self._encoder or None
 
     def _load(self):
         with self._lock:
@@ -130,11 +150,14 @@ class Embedder:
         return self._tokenizer.to_str()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        model = self._load()
+        numpy = self._numpy() if self.asking else None
+        model = None if numpy else self._load()
         started = time.perf_counter()
-        batch = self.settings.embed_batch_size or (16 if model.device.type == "cpu" else 256)
-        vectors = model.encode(list(texts), batch_size=batch,
-                               normalize_embeddings=True, convert_to_numpy=True)
+        if numpy:
+            vectors = numpy.encode(list(texts))
+        else:
+            batch = self.settings.embed_batch_size or (16 if model.device.type == "cpu" else 256)
+            vectors = model.encode(list(texts), batch_size=batch, normalize_embeddings=True, convert_to_numpy=True)
         self.seconds += time.perf_counter() - started
         self.embedded += len(texts)
         return vectors.tolist()
