@@ -23,6 +23,7 @@ GOVERNING_LAW = "Which state/country's law governs the interpretation of the con
 NON_COMPETE = ("Is there a restriction on the ability of a party to compete with the counterparty or operate in a "
                "certain geography or business or technology sector?")
 NETGEAR = "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"
+MARTIN = "MARTINMIDSTREAMPARTNERSLP_01_23_2004-EX-10.3-TRANSPORTATION_SERVICES_AGREEMENT.pdf"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,21 @@ def test_the_bundled_models_answer_the_questions_they_were_trained_on_and_those_
     probe = np.eye(384, dtype=np.float32)  # the model's weights, read back through its score
     assert np.allclose(law.score(probe) - law.bias, models.weights[models.names.index("Governing Law")], atol=1e-6)
     assert asked("Can the parties meet on Fridays?") is None  # "parties": too common a word to name a clause
+    # in a person's words: the nearest trained question, when its own model agrees (eval/plain_phrasings.json)
+    assert asked("What law applies to this contract?") == "Governing Law"
+    assert asked("Is liability capped?") == "Cap On Liability"
+    assert asked("What price per Bitcoin is paid for the tokens delivered?") is None
+
+
+def test_a_question_in_other_words_quotes_the_clause_it_asks_for(sample_index, embedder):
+    """Martin Midstream's agreement: "What law applies" put a compliance-with-laws clause ahead of its Texas
+    governing-law clause before the question was recognised as asking for Governing Law."""
+    engine = Engine(sample_index, llm=RetrievalOnly(), retriever=Retriever(sample_index, embedder))
+    try:
+        answer = engine.ask("What law applies to this contract?", [MARTIN], answer="quote")
+    finally:
+        engine.close()
+    assert "laws of the State of Texas" in answer.quotes[0].shown()
 
 
 def test_models_apply_only_to_the_embedding_model_they_were_trained_with(tmp_path, embedder):
