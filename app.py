@@ -27,6 +27,7 @@ from rag.passages import answer_words, highlight_html, inert, page_image
 from rag.paths import shown
 from rag.packing import ORDERINGS
 from rag.prompts import pages_label
+from rag.quotes import WEAK
 
 BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
 HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
@@ -54,12 +55,15 @@ def kb_for(s: Settings) -> KnowledgeBase:
     return knowledge_base(s.replace(llm_backend="auto", llm_url="", llm_model=""))  # the same one for any model
 
 
-@st.cache_resource(show_spinner="Loading the models ...", max_entries=2)
+@st.cache_resource(show_spinner="Opening the knowledge base ...", max_entries=2)
 def engine_for(s: Settings):
-    """One Engine per knowledge base and answering model; per-question options never make another."""
+    """One Engine per knowledge base and answering model; per-question options never make another. Its models
+    start loading in the background as the page opens, so the first question finds them ready."""
     from rag.engine import Engine
 
-    return Engine(s, kb=kb_for(s))
+    engine = Engine(s, kb=kb_for(s))
+    engine.warm()
+    return engine
 
 
 def question_options(s: Settings) -> dict:
@@ -94,9 +98,11 @@ def status_line(engine) -> None:
     llm = engine.llm
     if llm.fallback:
         say(st.warning, f"Answering with the small embedded model, because {llm.fallback}")
+    elif llm.too_small:
+        say(st.warning, f"Answering with the {llm.describe}. Do not rely on its answers: {llm.too_small}.")
     elif not llm.backend.needs_url:
-        say(st.info, f"Answering with the {llm.describe}. It runs offline and is small; point Settings at a "
-                     "server (vLLM, Ollama, llama.cpp) for Llama-3.1-8B-Instruct.")
+        say(st.info, f"Answering with the {llm.describe}. It runs offline; point Settings at a server (vLLM, "
+                     "Ollama, llama.cpp) for Llama-3.1-8B-Instruct.")
     else:
         say(st.success, f"Answering with {llm.describe}: reachable.")
     if "llama" in llm.model_name.lower():  # Meta's licence asks Llama-based products to say so
@@ -147,6 +153,9 @@ def quote_cards(answer: dict, key: str) -> None:
     if answer["abstained"] and answer["ranked"]:
         st.caption(f"The closest sentences scored {answer['ranked'][0]['score']:.2f}, under the 0 a quote answer "
                    "needs; they are below for you to judge.")
+    elif answer.get("weak"):
+        st.caption(f"A weak match: the best sentence scored {answer['ranked'][0]['score']:.2f}, under the {WEAK} "
+                   "of an answer; the sentences are below for you to judge.")
     for i, q in enumerate(answer["quotes"] or answer["ranked"]):
         with st.container(border=True):
             place = inert(q["section"]) if q.get("section") else f"p. {q['page']}"
@@ -157,10 +166,24 @@ def quote_cards(answer: dict, key: str) -> None:
                 show_page(q["path"], q["page"], [q["text"]])
 
 
+def support_note(answer: dict) -> None:
+    """What a written answer states that no source it cites holds, said before its sources."""
+    missing = ", ".join(answer["unsupported"])
+    if answer["support"] == "unsupported":
+        say(st.error, f"Unsupported: nothing this answer states ({missing}) is in the sources it cites. Do not rely "
+                      "on it; what the documents say is below, in their own words.")
+    elif answer["support"] == "partly supported":
+        say(st.warning, f"Partly unsupported: no source it cites holds {missing}. Check before relying on it.")
+
+
 def source_cards(answer: dict, key: str) -> None:
     if answer["mode"] == "quote":
         quote_cards(answer, key)
         return
+    support_note(answer)
+    if answer.get("instead"):
+        st.caption("What the documents say, in their own words (a quote answer from the same sources):")
+        quote_cards(answer["instead"], f"{key}-instead")
     words = answer_words(answer["text"])
     cited = answer["citations"]
     for c in cited:
@@ -211,6 +234,8 @@ def ask_tab(s: Settings) -> None:
         with st.chat_message("assistant"):
             show_text(turn["answer"]["text"])
             source_cards(turn["answer"], f"turn{i}")
+            if turn.get("took"):
+                st.caption(turn["took"])
     question = st.chat_input("Ask a question about your documents")
     if st.button("New conversation", key="new_conversation", disabled=not state.turns):
         state.turns = []
@@ -222,28 +247,47 @@ def ask_tab(s: Settings) -> None:
     history = [(t["question"], t["answer"]["text"]) for t in state.turns[-HISTORY_TURNS:]]
     with st.chat_message("assistant"):
         quoting = engine.mode == "quote"
+        progress = st.status("Loading the models (once) ..." if engine.loading else "Searching the documents ...")
         try:
+            waited = engine.ready()
+            progress.update(label="Searching the documents ...")
             if quoting:
                 context = engine.context(question, scope or None, history=history, quoting=True,
                                          top_k=question_options(s)["top_k"])
+                progress.update(label="Choosing the sentences that answer ...")
+                answer = engine.quoted(context)
             else:
                 context = engine.context(question, scope or None, history=history, **question_options(s))
         except RagError as e:
+            progress.update(label="Stopped", state="error")
             say(st.error, str(e))
             return
         if quoting:
-            state.turns.append({"question": question, "answer": engine.quoted(context).to_dict()})
-            st.rerun()  # shown with the conversation, and "New conversation" now has something to clear
+            remember(question, answer, waited)
+        progress.update(label=f"Writing the answer: {inert(engine.llm.describe)} ...")
         streamed = Streamed(engine, context)
         so_far, text = st.empty(), ""
         for piece in streamed:
             text += piece
             show_text(text, where=so_far)
         if streamed.error is not None:
+            progress.update(label="Stopped", state="error")
             say(st.error, str(streamed.error))
             return
-    state.turns.append({"question": question, "answer": streamed.answer.to_dict()})
-    st.rerun()  # shown with the conversation, and "New conversation" now has something to clear
+    remember(question, streamed.answer, waited)
+
+
+def remember(question: str, answer, waited: float) -> None:
+    """The answer joins the conversation, with where its time went, and the page shows it (st.rerun: "New
+    conversation" then has something to clear)."""
+    s = answer.seconds
+    s["load"] = waited  # waited for before the question was searched (what the engine's own count missed)
+    last = ("choosing quotes", s["quote"]) if answer.mode == "quote" else (
+        "writing", s["total"] - sum(s.get(k, 0.0) for k in ("load", "retrieve", "pack")))
+    steps = [("loading the models", s["load"]), ("searching", s["retrieve"] + s["pack"]), last]
+    state.turns.append({"question": question, "answer": answer.to_dict(),
+                        "took": " · ".join(f"{name} {t:.2f} s" for name, t in steps if t >= 0.005)})
+    st.rerun()
 
 
 def library_tab(s: Settings) -> None:

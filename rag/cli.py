@@ -28,7 +28,8 @@ from rag.config import Settings, load_settings
 from rag.errors import ConfigError, RagError
 from rag.knowledge_base import damaged
 from rag.paths import PrintableFormatter, json_safe, printable
-from rag.prompts import pages_label
+from rag.prompts import NOT_FOUND, WEAK_MATCH, pages_label
+from rag.quotes import WEAK
 
 GLOBAL_OPTIONS = {  # flag -> (settings field, help)
     "--index": ("index_dir", "index folder (env RAG_INDEX_DIR; default ~/.local/share/rag/index)"),
@@ -155,17 +156,22 @@ def register_ask(subparsers, common: argparse.ArgumentParser) -> None:
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.engine import Engine
 
+    started = time.perf_counter()
     engine = Engine(settings)
+    opened = time.perf_counter() - started  # the index, and the models it began loading (the question waits for them)
     try:
+        engine.warm()  # the model that writes answers, when one does, loads meanwhile too
         quoting = engine.mode == "quote"
         if not args.json:
-            print("[quotes: the sentences that answer, verbatim; no language model]" if quoting
-                  else f"[{engine.llm.describe}]", file=sys.stderr)
+            print(QUOTES_NOTE if quoting else f"[{engine.llm.describe}]", file=sys.stderr)
+            if not quoting and engine.llm.too_small:
+                print(f"WARNING: {engine.llm.too_small}", file=sys.stderr)
         # a model steered by a document could write terminal escapes: the answer is printed printable
         stream = None if args.json else (lambda piece: print(printable(piece, lines=True), end="", flush=True))
         answer = engine.ask(args.question, args.documents, on_token=stream)
     finally:
         engine.close()
+    answer.seconds["load"] = answer.seconds.get("load", 0.0) + opened
     if args.json:
         print(json.dumps(json_safe(answer.to_dict()), indent=2))
         return 0
@@ -173,6 +179,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         print_quotes(answer)
     else:
         print()
+        print_support(answer)
         for c in answer.citations:
             print(f"  [{c.number}] {printable(c.file)}, {printable(c.section) or pages_label(c.page_start, c.page_end)}" +
                   (OCR_NOTE if c.ocr else "") + ("  (matched by its words: the model cited nothing)" if c.inferred else "") +
@@ -181,19 +188,36 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         for q in answer.quotes:
             print(f'      [{q.source}] "{printable(q.shown())}" ({where(q)}, characters {q.start}-{q.end})' +
                   (OCR_NOTE if q.ocr else ""))
-    s = answer.seconds
-    if answer.mode == "quote":
-        print(f"(sentences of {sum(x['tokens'] for x in answer.sources)} tokens of sources, quote budget "
-              f"{answer.budget}; retrieve {s['retrieve']:.2f} s, pack {s['pack']:.2f} s, quote {s['quote']:.2f} s)",
-              file=sys.stderr)
-    else:
-        print(f"({answer.prompt_tokens} prompt tokens, {sum(x['tokens'] for x in answer.sources)} of them sources "
-              f"within a {answer.budget}-token source budget; retrieve {s['retrieve']:.2f} s, pack "
-              f"{s['pack']:.2f} s, first token {s['first_token']:.2f} s, total {s['total']:.1f} s)", file=sys.stderr)
+        if answer.instead is not None:
+            print("\nWhat the documents say, in their own words (a quote answer from the same sources):")
+            print_quotes(answer.instead)
+    print(timings(answer), file=sys.stderr)
     return 0
 
 
+QUOTES_NOTE = "[quotes: the sentences that answer, verbatim; no language model]"
 OCR_NOTE = "  (scanned page, read by OCR: check the page image)"
+
+
+def timings(answer) -> str:
+    """Where the time went: loading (once per process: models and index), then this question's own steps."""
+    s = answer.seconds
+    load = f"load {s['load']:.2f} s (models and index, once per process); " if s.get("load", 0) >= 0.005 else ""
+    if answer.mode == "quote":
+        return (f"(sentences of {sum(x['tokens'] for x in answer.sources)} tokens of sources, quote budget "
+                f"{answer.budget}; {load}retrieve {s['retrieve']:.2f} s, pack {s['pack']:.2f} s, quote {s['quote']:.2f} s)")
+    return (f"({answer.prompt_tokens} prompt tokens, {sum(x['tokens'] for x in answer.sources)} of them sources within a "
+            f"{answer.budget}-token source budget; {load}retrieve {s['retrieve']:.2f} s, pack {s['pack']:.2f} s, first "
+            f"token {s['first_token'] - s.get('load', 0):.2f} s after loading, total {s['total']:.1f} s)")
+
+
+def print_support(answer) -> None:
+    """What a written answer states that its sources do not hold, said before its citations."""
+    missing = ", ".join(printable(w) for w in answer.unsupported)
+    if answer.support == "unsupported":
+        print(f"UNSUPPORTED: nothing it states ({missing}) is in the sources it cites. Do not rely on it.")
+    elif answer.support == "partly supported":
+        print(f"PARTLY UNSUPPORTED: no source it cites holds {missing}. Check before relying on it.")
 
 
 def where(quote) -> str:
@@ -204,9 +228,12 @@ def where(quote) -> str:
 def print_quotes(answer) -> None:
     """Each quote on its own lines, with where it stands: file, page and characters of that page."""
     if answer.abstained:
-        print("The documents do not appear to say." + (
+        print(NOT_FOUND + (
             f" The closest sentences score {answer.ranked[0].score:.2f}, under the 0 a quote answer needs; they "
             "are shown for you to judge:" if answer.ranked else ""))
+    elif answer.weak:
+        print(f"{WEAK_MATCH} The best scores {answer.ranked[0].score:.2f}, under the {WEAK} of an answer; they are "
+              "shown for you to judge:")
     for q in answer.quotes or answer.ranked:
         print(f'\n  "{printable(q.shown())}"')
         print(f"      {printable(q.file)}, {where(q)}, characters {q.start}-{q.end} (score {q.score:.2f})" +

@@ -12,7 +12,8 @@ tokenizer. The whole prompt is counted again before it is sent; it never exceeds
 
 from __future__ import annotations
 
-import re
+import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
@@ -21,31 +22,17 @@ from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
 from rag.backends import LLM, open_llm
 from rag.packing import Hit, Packed, Source, pack, reorder
-from rag.prompts import NOT_FOUND, messages, neutralize, neutralizer
+from rag.prompts import NOT_FOUND, WEAK_MATCH, messages, neutralize, neutralizer
 from rag.clause_models import Clauses
-from rag.quotes import Quote, Quoter, locate, quoted
+from rag.embeddings import Embedder
+from rag.citations import Citation, check, cite, support, supporting_texts
+from rag.quotes import Quote, Quoter
 from rag.retrieval import Retriever
-from rag.tokens import llama3_tokens
+from rag.tokens import llama3_encoding, llama3_tokens
 
-_CITATION = re.compile(r"\[(\d{1,3})\]")
-_WORD = re.compile(r"[a-z0-9]{3,}")
-_COMMON = frozenset("the and for that this with are was were from have has not any shall will which such".split())
+log = logging.getLogger(__name__)
+
 TOKENS_PER_CHUNK = 150  # fewer than a chunk really holds (~220 Llama-3 tokens): enough hits to fill the budget
-
-
-@dataclass
-class Citation:
-    number: int
-    file: str
-    path: str
-    page_start: int
-    page_end: int
-    passage: str
-    inferred: bool = False  # True when the model cited nothing and the page was matched from its words
-    quoted: str = ""  # the words the model quoted from this source ("" when it quoted none)
-    verified: bool | None = None  # its quoted words are in the source (None: nothing quoted, nothing to check)
-    ocr: bool = False  # one of its pages was read by OCR (a scan): its words may hold OCR slips
-    section: str = ""  # a document without pages (Word, HTML): the section cited, instead of pages
 
 
 @dataclass
@@ -62,8 +49,15 @@ class Answer:
     seconds: dict[str, float] = field(default_factory=dict)
     quotes: list[Quote] = field(default_factory=list)  # verbatim sentences that carry the answer, best first
     abstained: bool = False  # it says the documents don't say
+    weak: bool = False  # a quote answer whose best sentence matches only weakly: shown as such, not as the answer
     ranked: list[Quote] = field(default_factory=list)  # quote answers: the best sentences whatever their score
     mode: str = "generate"  # quote | generate
+    # A written answer checked against what it cites (rag.citations): supported | partly supported | unsupported
+    # | "" (it states no name, place, figure or date to check; or a quote answer, which is the documents' text)
+    support: str = ""
+    unsupported: list[str] = field(default_factory=list)  # what it states that no source it cites contains
+    instead: Answer | None = None  # an unsupported answer: the quote answer from the same sources
+    too_small: str = ""  # why the model that wrote it cannot be relied on ("" when it can)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,23 +81,68 @@ class Context:
 
 class Engine:
     """One knowledge base and one answering model, held open for many questions. What may change from one
-    question to the next (documents, budget, ordering, top-k, the conversation) is passed with each call."""
+    question to the next (documents, budget, ordering, top-k, the conversation) is passed with each call.
+
+    What every question needs (the question encoder, the clause models' questions, Llama 3's tokenizer) starts
+    loading in background threads as the engine opens, beside the knowledge base; `warm()` adds the model that
+    writes answers when this mode needs one. A question waits for what is still loading, and says how long
+    (`seconds["load"]`).
+    """
 
     def __init__(self, settings: Settings, *, llm: LLM | None = None, retriever: Retriever | None = None,
                  kb=None):
         self.settings = settings
-        self.retriever = retriever or Retriever(settings, kb=kb)
+        embedder = retriever.embedder if retriever else Embedder(settings, asking=True)
+        self._loading: list[threading.Thread] = []
+        self._warming = False
+        self._background(embedder.warm, llama3_encoding)
+        self.retriever = retriever or Retriever(settings, embedder, kb=kb)
         self._llm = llm  # opened when first needed: quote answers need none
+        self._llm_lock = threading.Lock()
         self._clean, self._clean_for = neutralize, None
-        embedder = self.retriever.embedder
         self.quoter = Quoter(embedder.embed, self.retriever.kb.page_texts,
                              clauses=Clauses.open(settings.clause_models, embedder.model_id, embedder.embed))
+        self._background(self.quoter.warm)
+
+    def _background(self, *jobs: Callable[[], object]) -> None:
+        """Run the jobs one after another in a thread. A job that fails is done again, and raises, where its
+        result is needed."""
+        def run():
+            for job in jobs:
+                try:
+                    job()
+                except Exception as e:
+                    log.debug("loading ahead failed (it is retried where needed): %s", e)
+                    return
+        thread = threading.Thread(target=run, name="rag-load", daemon=True)
+        thread.start()
+        self._loading.append(thread)
+
+    def warm(self) -> None:
+        """Also start loading the model that writes answers, when this mode needs one (the embedded model loads
+        for ~15 s). Returns at once; the next question waits for what is still loading."""
+        if not self._warming:
+            self._warming = True
+            self._background(lambda: self.mode == "generate" and self.llm.load())
+
+    @property
+    def loading(self) -> bool:
+        """Whether something is still loading (the next question would wait for it)."""
+        return any(thread.is_alive() for thread in self._loading)
+
+    def ready(self) -> float:
+        """Wait for what is loading; the seconds waited."""
+        started = time.perf_counter()
+        for thread in self._loading:
+            thread.join()
+        return time.perf_counter() - started
 
     @property
     def llm(self) -> LLM:
-        if self._llm is None:
-            self._llm = open_llm(self.settings)
-        return self._llm
+        with self._llm_lock:
+            if self._llm is None:
+                self._llm = open_llm(self.settings)
+            return self._llm
 
     @property
     def clean(self):
@@ -114,13 +153,14 @@ class Engine:
 
     @property
     def mode(self) -> str:
-        """How questions are answered: `quote` or `generate` (settings.answer, with `auto` resolved)."""
+        """How questions are answered: `quote` or `generate` (settings.answer, with `auto` resolved: quotes unless a
+        model that can write answers is at hand)."""
         s = self.settings
         if s.answer != "auto":
             return s.answer
         if s.llm_backend == "embedded" or (s.llm_backend == "auto" and not s.llm_url and self._llm is None):
             return "quote"
-        return "quote" if self.llm.backend.name == "embedded" else "generate"
+        return "quote" if self.llm.too_small else "generate"
 
     def close(self) -> None:
         self.retriever.close()
@@ -155,6 +195,7 @@ class Engine:
         prompt before the sources, and the last earlier question joins this one as the search query,
         so a follow-up ("and when does it end?") finds what the conversation is about.
         """
+        waited = self.ready()
         started = time.perf_counter()
         if not self.retriever.manifest.has_documents():
             raise RagError(f"the knowledge base {self.settings.collection!r} in {self.settings.index_dir} is empty: "
@@ -170,7 +211,8 @@ class Engine:
             packed = pack(hits, budget, llama3_tokens, ordering="golden", neighbours=self.retriever.neighbours,
                           expand=self.settings.expand, llama_counts=True, clean=neutralize)
             return Context(question, hits, packed, [], 0, budget, "golden", tuple(history),
-                           {"retrieve": retrieved - started, "pack": time.perf_counter() - retrieved}, quoting=True)
+                           {"load": waited, "retrieve": retrieved - started, "pack": time.perf_counter() - retrieved},
+                           quoting=True)
         packed = self._pack(hits, budget, ordering)
         chat = self._chat(packed.sources, question, history)
         prompt_tokens = self.llm.count_messages(chat)
@@ -180,7 +222,7 @@ class Engine:
             chat = self._chat(packed.sources, question, history)
             prompt_tokens = self.llm.count_messages(chat)
         return Context(question, hits, packed, chat, prompt_tokens, budget, ordering, tuple(history),
-                       {"retrieve": retrieved - started, "pack": time.perf_counter() - retrieved})
+                       {"load": waited, "retrieve": retrieved - started, "pack": time.perf_counter() - retrieved})
 
     def reordered(self, context: Context, ordering: str) -> Context:
         """The same sources in another order (for ablations: what ordering alone changes)."""
@@ -200,13 +242,14 @@ class Engine:
         by_number = {s.number: s for s in packed.sources}
         citations = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text, section=s.section)
                      for n in dict.fromkeys(q.source for q in chosen.quotes) if (s := by_number.get(n))]
-        text = NOT_FOUND if chosen.abstained else chosen.quotes[0].shown()
+        text = NOT_FOUND if chosen.abstained else WEAK_MATCH if chosen.weak else chosen.quotes[0].shown()
         return self._located(Answer(
             question=context.question, text=text, backend="quotes (no language model)", citations=citations,
             sources=[_source_dict(s) for s in packed.sources], not_fitted=[], prompt_tokens=0, budget=context.budget,
             ordering=context.ordering, seconds={**context.seconds, "quote": done - started, "first_token": before +
                                                 done - started, "total": before + done - started},
-            quotes=chosen.quotes, abstained=chosen.abstained, ranked=chosen.best, mode="quote"), packed.sources)
+            quotes=chosen.quotes, abstained=chosen.abstained, weak=chosen.weak, ranked=chosen.best, mode="quote"),
+            packed.sources)
 
     def answer(self, context: Context, on_token: Callable[[str], None] | None = None) -> Answer:
         """Stream the model's answer to a prepared context and tie its [n] citations to file and page."""
@@ -222,8 +265,10 @@ class Engine:
         done = time.perf_counter()
         text = "".join(parts).strip()
         packed, before = context.packed, sum(context.seconds.values())
-        citations, quotes = check(text, packed.sources, cite(text, packed.sources), self.retriever.kb.page_texts)
-        return self._located(Answer(
+        citations, quotes = check(text, packed.sources, cite(text, packed.sources, context.question),
+                                  self.retriever.kb.page_texts)
+        checked = support(text, context.question, supporting_texts(citations, packed.sources))
+        answer = self._located(Answer(
             question=context.question, text=text, backend=self.llm.describe, quotes=quotes,
             citations=citations, sources=[_source_dict(s) for s in packed.sources],
             not_fitted=[{"rank": h.rank, "file": h.file, "page": h.page_start, "chunk_id": h.chunk_id}
@@ -231,7 +276,21 @@ class Engine:
             prompt_tokens=context.prompt_tokens, budget=context.budget, ordering=context.ordering,
             seconds={**context.seconds, "first_token": before + (first_token or done) - started,
                      "total": before + done - started},
-            abstained=NOT_FOUND.lower().rstrip(".") in text.lower()), packed.sources)
+            abstained=NOT_FOUND.lower().rstrip(".") in text.lower(), support=checked.verdict,
+            unsupported=list(checked.unsupported), too_small=self.llm.too_small), packed.sources)
+        if checked.verdict == "unsupported":
+            answer.instead = self.quoted(self._for_quotes(context))
+        return answer
+
+    def _for_quotes(self, context: Context) -> Context:
+        """The context's best sources, by retrieval rank, within the quote budget: what a quote answer reads."""
+        chosen, tokens = [], 0
+        for source in sorted(context.packed.sources, key=lambda s: s.rank):
+            if chosen and tokens + source.tokens > self.settings.quote_budget:
+                break
+            chosen.append(source)
+            tokens += source.tokens
+        return replace(context, packed=replace(context.packed, sources=chosen), quoting=True)
 
     def _located(self, answer: Answer, sources: Sequence[Source]) -> Answer:
         """The answer with each quote's section named (Word, HTML), and its citations and quotes that rest on
@@ -259,42 +318,6 @@ class Engine:
 
     def _chat(self, sources: Sequence[Source], question: str, history: Sequence[tuple[str, str]]) -> list[dict]:
         return messages([s.block(self.clean) for s in sources], question, history, self.clean)
-
-
-def cite(text: str, sources: list[Source]) -> list[Citation]:
-    """The sources an answer cites as [n], each once, in the order first cited.
-
-    A model too small to cite (the bundled 135M one often is) still gets its answer tied to a page: the
-    source sharing the most words with the answer is cited, marked `inferred`.
-    """
-    by_number = {s.number: s for s in sources}
-    cited = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text, section=s.section)
-             for n in dict.fromkeys(int(m) for m in _CITATION.findall(text)) if (s := by_number.get(n))]
-    if cited or not sources or not text or NOT_FOUND.lower().rstrip(".") in text.lower():
-        return cited
-    words = set(_WORD.findall(text.lower())) - _COMMON
-    best = max(sources, key=lambda s: (len(words & set(_WORD.findall(s.text.lower()))), -s.rank))
-    if not words & set(_WORD.findall(best.text.lower())):
-        return []
-    return [Citation(best.number, best.file, best.path, best.page_start, best.page_end, best.text, inferred=True,
-                     section=best.section)]
-
-
-def check(text: str, sources: list[Source], citations: list[Citation], pages) -> tuple[list[Citation], list[Quote]]:
-    """Each citation's quoted words looked for in its source's pages: the citations marked verified (or not),
-    and the quotes found, as the pages' own text at their offsets."""
-    said: dict[int, list[str]] = {}
-    for number, words in quoted(text):
-        said.setdefault(number, []).append(words)
-    by_number = {s.number: s for s in sources}
-    checked, quotes = [], []
-    for c in citations:
-        words = said.get(c.number, [])
-        found = [q for w in words if (q := locate(w, by_number[c.number], pages)) is not None]
-        quotes += found
-        checked.append(replace(c, quoted=words[0] if words else "",
-                               verified=len(found) == len(words) if words else None))
-    return checked, quotes
 
 
 def _source_dict(s: Source) -> dict:

@@ -23,6 +23,7 @@ SYSTEM = (
     "Be brief."
 )
 NOT_FOUND = "The documents do not say."
+WEAK_MATCH = "The documents may not say: the closest sentences match the question only weakly."
 
 _MARKER = re.compile(r"<\|([^|<>\s]{1,64})\|>")
 _JOINER = "\u2060"  # WORD JOINER: invisible, and no tokenizer's special token contains it

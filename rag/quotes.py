@@ -15,8 +15,9 @@ Quote answers rank every sentence of the retrieved sources by
             CLAUSE x its score of the sentence as that clause
 
 and answer with the best few; when even the best scores under THRESHOLD (CLAUSE_THRESHOLD where a clause
-model scored), they say that the documents don't appear to say. A quote's score is said as its margin over
-the threshold that applied, so 0 parts answers from abstentions either way. The weights, the models and the
+model scored), they say that the documents don't say. A quote's score is said as its margin over the threshold
+that applied, so 0 parts answers from abstentions either way; a best quote under WEAK is a weak match, shown as
+such (the documents may not say), never as the answer. The weights, the models and the
 thresholds were fitted on cuad-dev's questions, and what they give is measured there on contracts they
 never saw (eval/calibrate_quotes.py; eval/reports/cuad-dev-quotes/).
 """
@@ -43,6 +44,7 @@ LEAD = 0.1
 THRESHOLD = 0.602
 CLAUSE = 0.2
 CLAUSE_THRESHOLD = 0.428
+WEAK = 0.1  # a best quote whose margin is under this is a weak match, not the answer (fitted as the rest)
 TOP = 3  # quotes per answer
 OPENING_CHARS = 1500  # a document's opening: its first page's first characters
 # Questions about the document itself are answered by its opening: how like these a question is decides how
@@ -62,6 +64,7 @@ SHORT_WORDS = 5  # a piece of fewer words joins the sentence after it, unless a 
 _CLAUSE_BREAK = re.compile(r"[;:]\s+|\n")
 _ABBREVIATION = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Nos|Sec|Mr|Mrs|Ms|Dr|St|Jr|Sr|U\.S|vs|etc|e\.g|i\.e|[A-Z])\.$")
 _WORD = re.compile(r"[a-z0-9]+")
+_RUNS_ON = frozenset("a an and or of the to in for with by on at as from that which".split())  # a line ends mid-sentence
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,26 @@ class Quote:
     section: str = ""  # a document without pages (Word, HTML): the section it is in ("page" is its number)
 
     def shown(self) -> str:
-        """The text on one line, as a person reads it."""
-        return " ".join(self.text.split())
+        """The text on one line, as a person reads it (rag.quotes.one_line)."""
+        return one_line(self.text)
+
+
+def one_line(text: str) -> str:
+    """A quote on one line, as a person reads it: its lines joined by spaces, except that a heading on a line of its
+    own stays apart from the sentence under it ("3. Rent — Lessee shall pay ...", not "3. Rent Lessee shall pay")."""
+    first, _, rest = text.strip().partition("\n")
+    if rest.strip()[:1].isupper() and _title_line(first):
+        return f"{' '.join(first.split())} \u2014 {' '.join(rest.split())}"
+    return " ".join(text.split())
+
+
+def _title_line(line: str) -> bool:
+    """A heading: a few words, each of four letters or more capitalised ("3. Rent", "8. GOVERNING LAW"), not a line
+    a sentence runs on from ("WHEREAS, Company and")."""
+    words = line.split()
+    long = [w for w in re.findall(r"[^\W\d_]+", line) if len(w) >= 4]
+    return (0 < len(words) <= 10 and bool(re.search(r"[^\W\d_]", line)) and all(w[0].isupper() for w in long)
+            and not line.rstrip().endswith(",") and words[-1].lower() not in _RUNS_ON)
 
 
 @dataclass
@@ -91,6 +112,7 @@ class Quoted:
     best: list[Quote] = field(default_factory=list)  # the best TOP whatever their score (for calibration)
     considered: int = 0  # sentences ranked
     abstained: bool = False
+    weak: bool = False  # the best scores over the threshold but under WEAK: shown as a weak match, not the answer
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -224,6 +246,12 @@ class Quoter:
                 self._vectors.popitem(last=False)
             return np.stack(rows)
 
+    def warm(self) -> None:
+        """Embed what every question is compared with: the questions about the document, the clause models'."""
+        self.vectors(ABOUT_THE_DOCUMENT)
+        if self.clauses.models is not None:
+            self.clauses.questions()
+
     def identity(self, question: str) -> float:
         """How much the question asks about the document itself: its cosine to the nearest ABOUT_THE_DOCUMENT."""
         vectors = self.vectors([question, *ABOUT_THE_DOCUMENT])
@@ -259,7 +287,7 @@ class Quoter:
             if len(best) == top:
                 break
         abstained = best[0].score < 0
-        return Quoted([] if abstained else best, best, len(found), abstained)
+        return Quoted([] if abstained else best, best, len(found), abstained, not abstained and best[0].score < WEAK)
 
 
 _QUOTED_AFTER = re.compile(r"\[(\d{1,3})\][ \t]*[:,]?[ \t]*[\"“]([^\"”\n]{3,800})[\"”]")

@@ -135,6 +135,7 @@ def test_word_and_html_answers_cite_the_section(tmp_path, embedder):
             answer = engine.ask(GOVERNING_LAW, [name], answer="quote")
             best = answer.quotes[0]
             assert not answer.abstained and "California" in best.shown() and best.section == LAW, best
+            assert best.shown().startswith(f"{LAW} \u2014 This Agreement")  # its heading apart, not glued on
             assert answer.citations[0].section  # the source's section: the one its text starts in
     finally:
         engine.close()

@@ -35,7 +35,7 @@ def check_answer(answer, engine):
     assert sum(s["tokens"] for s in answer.sources) <= answer.budget
     assert answer.prompt_tokens + engine.settings.max_answer_tokens <= engine.llm.context_window
     assert {s["file"] for s in answer.sources} == {NETGEAR}
-    assert set(answer.seconds) == {"retrieve", "pack", "first_token", "total"}
+    assert set(answer.seconds) == {"load", "retrieve", "pack", "first_token", "total"}
     for c in answer.citations:
         assert c.file == NETGEAR and 1 <= c.page_start <= c.page_end <= 8
 

@@ -33,6 +33,9 @@ class LLM(Protocol):
     counts_llama3: bool  # `count` is Meta's Llama-3 tokenizer (so counts stored at ingestion apply)
     special_tokens: frozenset[str]  # strings its tokenizer reads as control tokens: never let documents write them
     fallback: str  # why it stands in for a server that did not answer ("" when it was asked for)
+    too_small: str  # why its written answers cannot be relied on (the bundled 135M model invents), "" when they can
+
+    def load(self) -> None: ...  # what answering needs, loaded now (a model in this process; nothing for a server)
 
     def count(self, text: str) -> int: ...
 

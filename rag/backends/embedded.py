@@ -17,6 +17,9 @@ from rag.config import Settings
 from rag.errors import ConfigError
 
 BUNDLED_MAX_BUDGET = 2048  # source tokens given to the bundled SmolLM2-135M, whatever the budget setting
+TOO_SMALL = ("the bundled SmolLM2-135M is too small to write answers: it invents names, figures and dates that "
+             "no document holds. Use quote answers (--answer quote), or a server with Llama-3.1-8B-Instruct "
+             "(RAG_LLM_URL)")
 
 
 def bundled_gguf() -> Path:
@@ -34,6 +37,7 @@ class EmbeddedLLM:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.backend = get("embedded")
+        self.too_small = ""
         if settings.embedded_model:
             self.location, self.gguf, self.name = settings.embedded_model, None, settings.embedded_model
             self.model_name = settings.embedded_model
@@ -43,6 +47,7 @@ class EmbeddedLLM:
             self.model_name = "SmolLM2-135M-Instruct"
             # a 135M model reads a few pages well, not 8K tokens; and its prompt costs ~3.5 ms a token here
             self.max_budget = BUNDLED_MAX_BUDGET
+            self.too_small = TOO_SMALL
         self.counts_llama3 = False
         self.fallback = ""  # why a configured server is not answering instead, when that is so
         self.max_budget = getattr(self, "max_budget", 0)
@@ -87,6 +92,9 @@ class EmbeddedLLM:
                 self._model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **kwargs).to(device)
                 self._model.eval()
             return self._model
+
+    def load(self) -> None:
+        self.model()
 
     def count(self, text: str) -> int:
         return len(self.tokenizer()(text, add_special_tokens=False)["input_ids"])

@@ -26,6 +26,8 @@ START = "ollama serve (then: ollama pull llama3.1)"
 
 
 class OllamaServer:
+    too_small = ""
+
     def __init__(self, settings: Settings):
         self.backend = get("ollama")
         self.url = settings.llm_url.rstrip("/")
@@ -48,6 +50,9 @@ class OllamaServer:
         self.special_tokens = SERVER_SPECIAL_TOKENS
         self.max_budget = 0
         self.describe = f"Ollama: {self.model_name} at {self.url} ({self.context_window} tokens)"
+
+    def load(self) -> None:
+        pass  # the server holds the model
 
     def count(self, text: str) -> int:
         return llama3_tokens(text)

@@ -29,6 +29,7 @@ class OpenAIServer:
     """A chat model behind `/v1/chat/completions`. Subclasses say how they learn the window (`_window`)."""
 
     kind = "openai"  # the registry's name for the class's backend
+    too_small = ""
 
     def __init__(self, settings: Settings):
         self.backend = get(self.kind)
@@ -57,6 +58,9 @@ class OpenAIServer:
 
     def _window(self, listed: dict) -> int:
         return 0  # a generic server does not say
+
+    def load(self) -> None:
+        pass  # the server holds the model
 
     def count(self, text: str) -> int:
         return llama3_tokens(text)
@@ -103,6 +107,10 @@ class RetrievalOnly:
     counts_llama3 = True
     special_tokens = SERVER_SPECIAL_TOKENS
     fallback = ""
+    too_small = ""
+
+    def load(self) -> None:
+        pass
 
     def count(self, text: str) -> int:
         return llama3_tokens(text)
