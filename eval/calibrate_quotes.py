@@ -263,8 +263,20 @@ def split(rows: list[dict], seed: int = 0) -> list[set[str]]:
 def fit(rows: list[dict], vectors: dict[str, np.ndarray]) -> dict:
     """Every constant, fitted on `rows` alone."""
     fitted = fit_general(Pool(rows, vectors))
-    fitted.update(fit_clause(Pool(rows, vectors, unseen_scores(rows, vectors, seed=1)), general(fitted)))
+    unseen = Pool(rows, vectors, unseen_scores(rows, vectors, seed=1))
+    fitted.update(fit_clause(unseen, general(fitted)))
+    fitted["weak"] = weak_for(unseen, margins(unseen, fitted))
     return fitted
+
+
+def weak_for(pool: Pool, margin: np.ndarray) -> float:
+    """WEAK: the margin over the threshold under which a quote is shown as a weak match, not as the answer. The
+    margin (0 or more) that best balances answering right and not answering what the documents do not say (the
+    mean of answerable top-1 and unanswerable questions not answered), whatever the share of either."""
+    results = pool.outcomes(margin)
+    finite = [x for x, _ in results if np.isfinite(x) and x >= 0]
+    candidates = [0.0, *np.quantile(finite, np.linspace(0, 1, 201))] if finite else [0.0]
+    return round(float(max(candidates, key=lambda t: m.quote_tradeoff(results, t)["balanced"])), 3)
 
 
 def measure(rows: list[dict], vectors: dict[str, np.ndarray], fitted: dict, models: ClauseModels) -> dict:
@@ -272,7 +284,8 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], fitted: dict, mode
     pool = Pool(rows, vectors, scored_by(models, rows, vectors))
     plain = Pool(rows, vectors)
     return {"with_clause_models": pool.measured(margins(pool, fitted)),
-            "without": plain.measured(margins(plain, fitted)), "covered": float(pool.has_clause.mean())}
+            "without": plain.measured(margins(plain, fitted)), "covered": float(pool.has_clause.mean()),
+            "at_weak": pool.measured(margins(pool, fitted), fitted["weak"])}
 
 
 def main() -> None:
@@ -354,7 +367,7 @@ def render(s: dict) -> str:
         f"{s['date']}. Questions: `{s['questions']}` ({s['rows']} run). Made by `python -m eval.calibrate_quotes`.", "",
         f"Fitted on all, for rag/quotes.py: KEYWORDS = {f['keywords']}, LEAD = {f['lead']}, OPENING = {f['opening']}, "
         f"IDENTITY = {f['identity']}, THRESHOLD = {f['threshold']}; CLAUSE = {f['clause']}, CLAUSE_THRESHOLD = "
-        f"{f['clause_threshold']}; {s['models']} clause models (rag/clause_models.npz).", "",
+        f"{f['clause_threshold']}, WEAK = {f['weak']}; {s['models']} clause models (rag/clause_models.npz).", "",
         "Held out: fitted (constants and clause models) on half of the documents, measured on the other half. "
         "An abstention is a miss in top-1 and top-3.", "",
         "| fold | clause models | questions | top-1 | top-3 | abstention accuracy | top-1, no threshold | "
@@ -365,6 +378,12 @@ def render(s: dict) -> str:
             lines.append(f"| {i} | {label} | {x['questions']} | {x['top1']:.3f} | {x['top3']:.3f} | "
                          f"{x['abstention']:.3f} | {x['ungated_top1']:.3f} | {x['ungated_top3']:.3f} | {h['clause']} | "
                          f"{h['clause_threshold']} | {h['threshold']} |")
+    lines += ["", "Weak matches (held out): a quote whose margin is under WEAK (fitted on the other half) is shown as a "
+              "weak match, not as the answer. `answered` = answerable questions whose top quote matches and scores "
+              "WEAK or more; `not answered` = unanswerable questions abstained on or shown a weak match.", "",
+              "| fold | WEAK | answered (top-1) | top-3 | not answered (unanswerable) |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {i} | {h['weak']} | {h['at_weak']['top1']:.3f} | {h['at_weak']['top3']:.3f} | "
+              f"{h['at_weak']['abstention']:.3f} |" for i, h in enumerate(s["held_out"], 1) if "at_weak" in h]
     lines += ["", "The trade-off over the threshold (all questions, clause models that never saw the document; "
               "precision = answered questions whose top quote matches a gold clause, unanswerable ones answered "
               "counting as wrong; recall = answerable top-1; the shift is added to every question's threshold):", "",

@@ -211,6 +211,8 @@ def position_metrics(q: Question, texts: Sequence[str], tokens: Sequence[int]) -
 
 def answer_metrics(q: Question, answer: Answer) -> dict:
     out: dict = {"abstained": float(answer.abstained)}
+    if answer.mode == "quote":  # not presented as the answer: no quote, or a weak match
+        out["not_answered" if not q.answerable else "weak"] = float(answer.abstained or answer.weak)
     if q.answerable:
         out["false_abstention"] = float(answer.abstained)
         if q.answers:
@@ -265,7 +267,7 @@ def our_row(q: Question, budget: int, context: Context, answer: Answer | None, s
             row.update(quotes=[{"text": x.text, "file": x.file, "page": x.page, "start": x.start, "end": x.end,
                                 "score": x.score, **({"section": x.section} if x.section else {}),
                                 **({"ocr": True} if x.ocr else {})} for x in answer.quotes],
-                       abstained=answer.abstained,
+                       abstained=answer.abstained, weak=answer.weak,
                        ranked=[{"score": x.score, "match": m.quote_matches(x.text, q.evidence) if q.evidence else None}
                                for x in answer.ranked])  # whatever their score: the threshold's trade-off
         row.update(answer=answer.text, backend=answer.backend, citations=[

@@ -38,6 +38,9 @@ METRIC_DEFINITIONS = {
     "f1": "Best token F1 between the normalised answer and a normalised gold answer. Answerable questions only.",
     "contains": "A normalised gold answer appears inside the normalised answer. Answerable questions only.",
     "abstention_accuracy": "Share of unanswerable questions whose answer says the documents do not say.",
+    "not_answered": "Quote answers: share of unanswerable questions not given a quote as the answer (abstained on, or "
+                    "shown a weak match: rag.quotes.WEAK).",
+    "weak": "Quote answers: share of answerable questions shown a weak match (or none) rather than an answer.",
     "answered_anyway": "Share of unanswerable questions answered with something else (1 - abstention accuracy).",
     "false_abstention": "Share of answerable questions where the model said the documents do not say.",
     "citation_precision": "Share of the sources an answer cites (explicit [n], or the one matched by words when "

@@ -175,14 +175,17 @@ def render(summary: dict, plots: list[str]) -> str:
     if quoted:
         lines += ["", "## Quote answers", "",
                   "Scores are margins over the threshold that applied (rag/quotes.py): 0 parts quotes from abstentions. "
-                  "An abstention is a miss in top-1 and top-3.", "",
-                  "| budget | top-1 match | top-3 match | abstention accuracy | false abstention | quotes verified | "
-                  "quote p50 ms |", "|---|---|---|---|---|---|---:|"]
+                  "An abstention is a miss in top-1 and top-3. A best quote under WEAK is shown as a weak match, not "
+                  "as the answer: `not answered` = unanswerable questions abstained on or shown a weak match; `weak` "
+                  "= answerable questions shown one (their quotes still count in top-1 and top-3).", "",
+                  "| budget | top-1 match | top-3 match | abstention accuracy | not answered | weak | false abstention | "
+                  "quotes verified | quote p50 ms |", "|---|---|---|---|---|---|---|---|---:|"]
         for s in quoted:
             mt = s["metrics"]
             ms = f"{1000 * mt['seconds_quote']['p50']:.0f}" if "seconds_quote" in mt else "–"
             lines.append(f"| {_budget(s['budget'])} | {_cell(mt.get('quote_top1'))} | {_cell(mt.get('quote_top3'))} | "
-                         f"{_cell(mt.get('abstention_accuracy'))} | {_cell(mt.get('false_abstention'))} | "
+                         f"{_cell(mt.get('abstention_accuracy'))} | {_cell(mt.get('not_answered'))} | "
+                         f"{_cell(mt.get('weak'))} | {_cell(mt.get('false_abstention'))} | "
                          f"{_cell(mt.get('quote_verified'))} | {ms} |")
         curve = summary.get("quote_curve") or []
         if curve:
