@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Failed to apply logs to the metadata segment"), and a failed write gives back the room it had taken (SQLite
 # rolls back and deletes its journal), so a disk with less room than this left is taken as the cause.
 LOW_SPACE = 64 * 2**20
+_IO_CODES = (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN)  # SQLite errors a full disk may also cause
 
 
 def chroma_path(settings: Settings) -> Path:
@@ -63,8 +64,8 @@ def disk_full(error: BaseException, folder: Path) -> bool:
         if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_FULL:
             return True
         e = e.__cause__ or e.__context__
-    if isinstance(error, sqlite3.Error) and not isinstance(error, sqlite3.OperationalError):
-        return False  # damage (SQLITE_CORRUPT, SQLITE_NOTADB), a misuse: not the disk's doing
+    if isinstance(error, sqlite3.Error) and (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF not in _IO_CODES:
+        return False  # damage (SQLITE_CORRUPT, SQLITE_NOTADB), a lock held elsewhere, a misuse: not the disk's doing
     free = free_space(folder)
     return free is not None and free < LOW_SPACE
 
@@ -79,18 +80,20 @@ def disk_full_error(folder: Path) -> DiskFullError:
         "again; an ingest resumes where it stopped")
 
 
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} bytes"
+    for unit in ("KB", "MB", "GB"):
         n /= 1024
-    return f"{n:.1f} TB"
+        if n < 1024 or unit == "GB":
+            break
+    return f"{n:.1f} {unit}"
 
 
 def refresh_local_client(settings: Settings):
     """A new client for the local store, reading it afresh from disk. Chroma keeps one in-memory copy of a
     local store per process, which does not see vectors another process wrote: this drops that copy (every
-    client of this process then needs making again, which rag does only through KnowledgeBase.refresh)."""
+    client of this process then needs making again, which rag does only through KnowledgeBase.reopen)."""
     from chromadb.api.client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
