@@ -113,10 +113,10 @@ def support(answer: str, question: str, texts: Iterable[str]) -> Support:
 def cite(text: str, sources: list[Source], question: str = "") -> list[Citation]:
     """The sources an answer cites as [n], each once, in the order first cited.
 
-    A model too small to cite (the bundled 135M one often is) still gets its answer tied to a page: the
-    source sharing the most words with the answer is cited, marked `inferred`, when it holds every name,
-    place, figure and date the answer states (a page that says California is never shown as the support of
-    an answer that says Tennessee).
+    A model too small to cite (the bundled 135M one often is) still gets its answer tied to a page: of the
+    sources that hold every name, place, figure and date the answer states, the one sharing the most words
+    with it is cited, marked `inferred` (a page that says California is never shown as the support of an
+    answer that says Tennessee).
     """
     by_number = {s.number: s for s in sources}
     cited = [Citation(n, s.file, s.path, s.page_start, s.page_end, s.text, section=s.section)
@@ -124,8 +124,11 @@ def cite(text: str, sources: list[Source], question: str = "") -> list[Citation]
     if cited or not sources or not text or NOT_FOUND.lower().rstrip(".") in text.lower():
         return cited
     words = set(_WORD.findall(text.lower())) - _COMMON
-    best = max(sources, key=lambda s: (len(words & set(_WORD.findall(s.text.lower()))), -s.rank))
-    if not words & set(_WORD.findall(best.text.lower())) or support(text, question, [best.text]).unsupported:
+    holding = [s for s in sources if not support(text, question, [s.text]).unsupported]
+    if not holding:
+        return []
+    best = max(holding, key=lambda s: (len(words & set(_WORD.findall(s.text.lower()))), -s.rank))
+    if not words & set(_WORD.findall(best.text.lower())):
         return []
     return [Citation(best.number, best.file, best.path, best.page_start, best.page_end, best.text, inferred=True,
                      section=best.section)]

@@ -158,8 +158,9 @@ class Engine:
         s = self.settings
         if s.answer != "auto":
             return s.answer
-        if s.llm_backend == "embedded" or (s.llm_backend == "auto" and not s.llm_url and self._llm is None):
-            return "quote"
+        bundled = s.llm_backend == "embedded" or (s.llm_backend == "auto" and not s.llm_url)
+        if bundled and not s.embedded_model and self._llm is None:
+            return "quote"  # the bundled model, too small to write answers: known without loading it
         return "quote" if self.llm.too_small else "generate"
 
     def close(self) -> None:

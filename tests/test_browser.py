@@ -103,6 +103,21 @@ def test_ask_in_a_real_browser(served, tmp_path):
         shutil.copy(tmp_path / "ask.png", shots)
 
 
+def ask(browser, url: str, question: str):
+    """A new page on the app, every request it makes recorded, with `question` asked: (page, requested URLs)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(url)
+    box = page.get_by_placeholder("Ask a question about your documents")
+    expect(box).to_be_visible(timeout=120_000)
+    box.fill(question)
+    box.press("Enter")
+    return page, requested
+
+
 def seen(page) -> str:
     """The page's text as a reader sees it: the invisible word joiners that keep URLs from being linked
     (rag.passages.inert) left out."""
@@ -167,14 +182,7 @@ def test_hostile_text_and_a_steered_answer_load_nothing_in_the_browser(tmp_path,
         with streamlit_app(settings.index_dir, settings.collection, tmp_path, RAG_LLM_BACKEND="vllm",
                            RAG_LLM_URL=f"http://127.0.0.1:{llm_port}", RAG_MAX_ANSWER_TOKENS="64") as url, \
                 chromium() as browser:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            requested: list[str] = []
-            page.on("request", lambda r: requested.append(r.url))
-            page.goto(url)
-            box = page.get_by_placeholder("Ask a question about your documents")
-            expect(box).to_be_visible(timeout=120_000)
-            box.fill("When must the distributor pay an invoice?")
-            box.press("Enter")
+            page, requested = ask(browser, url, "When must the distributor pay an invoice?")
             expect(page.get_by_text("Payment is due within thirty days").first).to_be_visible(timeout=240_000)
             expect(page.get_by_text(re.compile(r"^\[1\] payment-terms\.txt, p\. 1"))).to_be_visible(timeout=60_000)
             page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
@@ -222,14 +230,7 @@ def test_urls_hosts_and_addresses_in_documents_link_nowhere_in_the_browser(tmp_p
     try:
         with streamlit_app(settings.index_dir, settings.collection, tmp_path, RAG_LLM_BACKEND="embedded") as url, \
                 chromium() as browser:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            requested: list[str] = []
-            page.on("request", lambda r: requested.append(r.url))
-            page.goto(url)
-            box = page.get_by_placeholder("Ask a question about your documents")
-            expect(box).to_be_visible(timeout=120_000)
-            box.fill("Where must notices be sent?")
-            box.press("Enter")
+            page, requested = ask(browser, url, "Where must notices be sent?")
             title = page.locator("strong", has_text="acme-files")
             expect(title.first).to_be_visible(timeout=240_000)
             port = leak.rsplit(":", 1)[1]
