@@ -37,14 +37,16 @@ from rag.clause_models import Clause, Clauses
 from rag.lexical import stems
 from rag.packing import Source
 
-# Fitted on cuad-dev (eval/reports/cuad-dev-quotes/calibration.md): the weights that put a matching sentence
-# first most often, and the lowest thresholds at which 65% of unanswerable questions are abstained on.
-KEYWORDS = 0.4
-LEAD = 0.1
-THRESHOLD = 0.602
+# Fitted on cuad-dev (eval/reports/cuad-dev-quotes/calibration.md, 2026-12-07, the question-time encoder's
+# float32 vectors): the weights that put a matching sentence first most often; the lowest thresholds at which
+# 65% of unanswerable questions are abstained on; WEAK, the margin that best balances answering right and not
+# answering what the documents do not say.
+KEYWORDS = 0.5
+LEAD = 0.05
+THRESHOLD = 0.58
 CLAUSE = 0.2
-CLAUSE_THRESHOLD = 0.428
-WEAK = 0.1  # a best quote whose margin is under this is a weak match, not the answer (fitted as the rest)
+CLAUSE_THRESHOLD = 0.402
+WEAK = 0.411  # a best quote whose margin is under this is a weak match, shown as such, never as the answer
 TOP = 3  # quotes per answer
 OPENING_CHARS = 1500  # a document's opening: its first page's first characters
 # Questions about the document itself are answered by its opening: how like these a question is decides how

@@ -14,8 +14,8 @@ from rag.engine import Engine
 from rag.filetypes import load_pages
 from rag.indexer import ingest
 from rag.knowledge_base import manifest_path
-from rag.prompts import NOT_FOUND
-from rag.quotes import MAX_CHARS, sentence_spans
+from rag.prompts import NOT_FOUND, WEAK_MATCH
+from rag.quotes import MAX_CHARS, WEAK, sentence_spans
 from rag.retrieval import Retriever
 
 from helpers import CONTRACTS, ROOT, scripted
@@ -63,9 +63,9 @@ def test_a_question_the_documents_do_not_answer_gets_no_quote(engine):
 
 
 def test_quote_answers_need_no_language_model(sample_index):
-    """`rag ask` quotes by default with the embedded model, and never loads it: a model that cannot load
-    does not matter."""
-    env = {**os.environ, "RAG_EMBEDDED_MODEL": "/nonexistent/model.gguf"}
+    """`rag ask` quotes by default with the bundled embedded model (too small to write answers), and never
+    loads it (test_encoder: not even torch); a model that cannot load does not matter when quotes are asked."""
+    env = {**os.environ, "RAG_LLM_URL": ""}
     out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Which state's law governs the agreement?",
                           "--json", "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
                           sample_index.collection], capture_output=True, text=True, cwd=ROOT, env=env)
@@ -79,6 +79,25 @@ def test_quote_answers_need_no_language_model(sample_index):
                               sample_index.collection], capture_output=True, text=True, cwd=ROOT, env=env)
     assert printed.returncode == 0 and f"{NETGEAR}, p. {answer['quotes'][0]['page']}, characters" in printed.stdout
     assert "quote budget 4096" in printed.stderr
+    broken = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Which state's law governs the agreement?",
+                             "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
+                             sample_index.collection, "--answer", "quote"], capture_output=True, text=True, cwd=ROOT,
+                            env={**env, "RAG_EMBEDDED_MODEL": "/nonexistent/model.gguf"})
+    assert broken.returncode == 0 and "California" in broken.stdout, broken.stderr
+
+
+def test_a_weak_match_is_never_presented_as_the_answer(engine, sample_index):
+    """A question no contract answers drew a royalty clause as its answer, 0.04 over the threshold: a best quote
+    under WEAK is a weak match ('may not say'), shown for judging; well under the threshold, none at all."""
+    for question, documents in (("What price per Bitcoin is paid for the tokens delivered?", None),
+                                ("Is there a non-compete?", [NETGEAR])):
+        answer = engine.ask(question, documents, answer="quote")
+        assert answer.abstained or answer.weak, (question, answer.ranked[:1])
+        assert answer.text in (NOT_FOUND, WEAK_MATCH) and answer.ranked[0].score < WEAK
+    printed = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Who won the 2018 football World Cup?",
+                              "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
+                              sample_index.collection], capture_output=True, text=True, cwd=ROOT)
+    assert printed.returncode == 0 and printed.stdout.startswith(f"{NOT_FOUND} The closest sentences score")
 
 
 def test_an_index_from_before_page_texts_is_read_again_once_without_embedding(settings, folder, embedder):
