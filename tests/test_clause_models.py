@@ -60,7 +60,7 @@ def test_the_bundled_models_answer_the_questions_they_were_trained_on_and_those_
     assert asked("Can the parties meet on Fridays?") is None  # "parties": too common a word to name a clause
     # in a person's words: the nearest trained question, when its own model agrees (eval/plain_phrasings.json)
     assert asked("What law applies to this contract?") == "Governing Law"
-    assert asked("Is liability capped?") == "Cap On Liability"
+    assert asked("Is there a limit on liability?") == "Cap On Liability"
     assert asked("What price per Bitcoin is paid for the tokens delivered?") is None
 
 
