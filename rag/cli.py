@@ -171,7 +171,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         answer = engine.ask(args.question, args.documents, on_token=stream)
     finally:
         engine.close()
-    answer.seconds["load"] = answer.seconds.get("load", 0.0) + opened
+    answer.seconds["open"] = opened
     if args.json:
         print(json.dumps(json_safe(answer.to_dict()), indent=2))
         return 0
@@ -200,9 +200,11 @@ OCR_NOTE = "  (scanned page, read by OCR: check the page image)"
 
 
 def timings(answer) -> str:
-    """Where the time went: loading (once per process: models and index), then this question's own steps."""
+    """Where the time went: loading (once per process: the index opened, the models it needs), then this question's
+    own steps."""
     s = answer.seconds
-    load = f"load {s['load']:.2f} s (models and index, once per process); " if s.get("load", 0) >= 0.005 else ""
+    loading = s.get("open", 0.0) + s.get("load", 0.0)  # opening the index, then what the question waited for
+    load = f"load {loading:.2f} s (models and index, once per process); " if loading >= 0.005 else ""
     if answer.mode == "quote":
         return (f"(sentences of {sum(x['tokens'] for x in answer.sources)} tokens of sources, quote budget "
                 f"{answer.budget}; {load}retrieve {s['retrieve']:.2f} s, pack {s['pack']:.2f} s, quote {s['quote']:.2f} s)")
