@@ -39,7 +39,7 @@ def test_types_are_checked_by_content():
     check_content("a.pdf", pdf)
     check_content("a.md", "# Überschrift\nText".encode())
     for name, data, said in [("a.pdf", b"MZ\x90\x00 an executable", "not a PDF"),
-                             ("a.txt", pdf, "binary data"),
+                             ("a.txt", pdf, "holds a PDF: name it .pdf"),
                              ("a.txt", "naïve".encode("latin-1"), "not UTF-8"),
                              ("a.md", b"", "empty"),
                              ("a.txt", b"x" * (MAX_UPLOAD_MB * 2**20 + 1),
