@@ -38,7 +38,7 @@ _CAPITALISED = re.compile(r"\b([A-Z][A-Za-z&-]*[A-Za-z]|[A-Z])(?:['’]s)?\b")
 # holds: words are compared in lowercase.)
 _NOT_NAMES = frozenset("""a an the this that these those it its there here yes no not none nothing however according
 under based per as in on at of for from by with to and or but if when where which who whom whose what why how
-both each either neither all any some such such also only then thus so therefore i we you he she they our your their
+both each either neither all any some such also only then thus so therefore i we you he she they our your their
 his her one two three agreement contract party parties section article clause page source sources document
 documents answer""".split())
 
