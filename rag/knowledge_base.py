@@ -279,6 +279,7 @@ def damaged(settings: Settings, error: Exception) -> RagError:
             f"the knowledge base's manifest at {path} cannot be read ({error}): move it away (`mv {path} "
             f"{path}.damaged`) and run `rag ingest FOLDER` again; vectors already in Chroma are reused, not "
             "re-embedded")
+    name = getattr(error, "sqlite_errorname", "")  # SQLITE_IOERR_SHMMAP says more than "disk I/O error"
     return StoreError(
-        f"the knowledge base's manifest at {path} cannot be used ({error}): check that {settings.index_dir} is "
+        f"the knowledge base's manifest at {path} cannot be used ({error}{', ' + name if name else ''}): check that {settings.index_dir} is "
         "there and writable, and that no other program holds it, or set RAG_INDEX_DIR; then run this again")
