@@ -1,36 +1,36 @@
 """Fit the weights, the clause models and the thresholds of quote answers on a question set, and say what they give.
 
     python -m eval.calibrate_quotes ../shared/data/cuad-dev/questions.jsonl --docs ../shared/data/cuad-dev/docs \
-        --index /tmp/cuadidx --out eval/reports/cuad-dev-quotes/calibration --models rag/clause_models.npz
+        --index /tmp/cuadidx --out eval/reports/cuad-dev-quotes/calibration \
+        --models rag/domain/clause_models.npz --weights rag/domain/quote_weights.json
 
 1. Every question's quote pool (the sources a quote answer chooses from, at the quote budget): each
-   sentence's signals (cosine to the question, keyword share, 1 / source rank, opening), its vector, and
+   sentence's signals (cosine to the question, keyword share, its source's rank, opening), its vector, and
    whether it matches a gold clause (eval.metrics.quote_matches).
-2. The general weights (KEYWORDS, LEAD, OPENING, IDENTITY): a grid, scored by the share of answerable
-   questions whose best sentence matches, and THRESHOLD for them: the lowest at which unanswerable
-   questions are abstained on ABSTAIN_TARGET of the time (0.65: the issue asks 0.60), so that as many
-   answerable questions as possible keep their quote.
-3. The clause models (rag.clause_models): per question asked of MIN_POSITIVES or more documents, a
-   logistic regression of the sentence vectors, matching sentences and the gold clauses themselves against
-   the rest (of every document, those that have no such clause included). CLAUSE and CLAUSE_THRESHOLD are fitted as in 2 on scores from
-   models that did not see the document (two folds by document), as an unseen contract will be scored.
+2. The general weights (keywords, lead, opening, identity of rag.quotes.Weights): a grid, scored by the share
+   of answerable questions whose best sentence matches, and the threshold for them: the lowest at which
+   unanswerable questions are abstained on ABSTAIN_TARGET of the time (0.65: the issue asks 0.60), so that as
+   many answerable questions as possible keep their quote.
+3. The clause models (rag.domain.clause_training fits them). The clause weight and threshold are fitted as in
+   2 on scores from models that did not see the document (two folds by document), as an unseen contract will
+   be scored; `weak` as the margin that best balances answering right and not answering.
+
+Sentences are scored by rag.quotes.score, the function answering uses, on the same float32 vectors: a
+sentence scores here exactly as a quote answer scores it (tests/test_quotes.py holds that).
 
 Everything is fitted on half of the documents and measured on the other half, then the other way round
-(held-out numbers: what chose a constant never grades it); what ships (the constants, printed for
-rag/quotes.py, and the models file) is then fitted on all.
+(held-out numbers: what chose a constant never grades it); what ships (`--weights`, the file rag.quotes
+reads, and `--models`) is then fitted on all.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import pickle
 import random
-import re
 import time
-from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +38,12 @@ import numpy as np
 from eval import metrics as m
 from eval.harness import load_questions
 from rag import quotes
-from rag.clause_models import ClauseModels
 from rag.config import load_settings
+from rag.domain.clause_models import ClauseModels
+from rag.domain.clause_training import matrix, scored_by, train
 from rag.embeddings import BUNDLED_MODEL
 from rag.errors import RagError
-from rag.lexical import STOPWORDS
+from rag.quotes import Weights
 
 KEYWORD_GRID = [round(0.1 * i, 1) for i in range(0, 11)]  # 0 .. 1
 LEAD_GRID = [0.0, 0.05, 0.1, 0.2, 0.3]
@@ -50,15 +51,11 @@ OPENING_GRID = [0.0, 0.5, 1.0, 2.0, 4.0]
 IDENTITY_GRID = [0.4, 0.5, 0.6, 0.7]
 CLAUSE_GRID = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]
 ABSTAIN_TARGET = 0.65  # the issue asks 0.60 of unseen contracts: a fit to 0.60 gave 0.58-0.59 held out
-MIN_POSITIVES = 3  # matching sentences a question needs for a clause model
-EVIDENCE_WORDS = 4  # the gold clauses themselves (of this many words or more) are positives too: +1 point top-1
-REGULARIZATION = 1.0  # scikit-learn's C: 0.3 and 3 measured within a point of it
-KEYWORDS = 8  # words per clause model for its keyword search (rag.retrieval)
 
 
 def features(questions, engine) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Per question: its document, answerable, and per candidate sentence its text and signals; and every
-    text's vector (float16, the question's and the sentences')."""
+    text's vector (float32, as answering has them: the question's, the sentences' and the gold clauses')."""
     rows, vectors, started = [], {}, time.monotonic()
     for n, q in enumerate(questions, 1):
         try:
@@ -69,11 +66,11 @@ def features(questions, engine) -> tuple[list[dict], dict[str, np.ndarray]]:
         found = quotes.candidates(context.packed.sources, engine.retriever.kb.page_texts)
         texts = [c.text for c in found]
         for text, vector in zip([q.question, *texts], engine.quoter.vectors([q.question, *texts])):
-            vectors.setdefault(text, vector.astype(np.float16))
+            vectors.setdefault(text, vector)
         rows.append({
             "id": q.id, "doc": ",".join(q.documents), "answerable": q.answerable, "category": q.category,
             "question": q.question, "texts": texts, "share": quotes.keyword_shares(q.question, texts),
-            "lead": [1.0 / c.source.rank for c in found], "opening": [float(quotes.in_opening(c)) for c in found],
+            "rank": [c.source.rank for c in found], "opening": [float(quotes.in_opening(c)) for c in found],
             "identity": engine.quoter.identity(q.question),
             "match": [m.quote_matches(t, q.evidence) for t in texts] if q.answerable and q.evidence else [],
             "evidence": list(q.evidence) if q.answerable else [],
@@ -82,7 +79,7 @@ def features(questions, engine) -> tuple[list[dict], dict[str, np.ndarray]]:
             print(f"{n}/{len(questions)} questions, {time.monotonic() - started:.0f} s", flush=True)
     gold = sorted({e for r in rows for e in r.get("evidence", ()) if e not in vectors})
     for text, vector in zip(gold, engine.quoter.vectors(gold) if gold else []):
-        vectors[text] = vector.astype(np.float16)
+        vectors[text] = vector
     return rows, vectors
 
 
@@ -94,18 +91,20 @@ class Pool:
         width = max([len(r["texts"]) for r in rows] + [1])
         lengths = np.array([len(r["texts"]) for r in rows])
 
-        def padded(values: list) -> np.ndarray:
-            out = np.zeros((len(rows), width))
+        def padded(values: list, dtype=np.float64, fill: float = 0.0) -> np.ndarray:
+            out = np.full((len(rows), width), fill, dtype=dtype)
             for i, v in enumerate(values):
                 out[i, :len(v)] = v
             return out
 
-        self.cosine = padded([_matrix(r["texts"], vectors) @ vectors[r["question"]].astype(np.float32) if r["texts"]
-                              else [] for r in rows])
-        self.share, self.lead, self.opening = (padded([r[n] for r in rows]) for n in ("share", "lead", "opening"))
+        # float32, as answering computes them (a cosine of float32 vectors, a clause model's float32 score)
+        self.cosine = padded([matrix(r["texts"], vectors) @ vectors[r["question"]] if r["texts"] else []
+                              for r in rows], np.float32)
+        self.share, self.opening = (padded([r[n] for r in rows]) for n in ("share", "opening"))
+        self.rank = padded([r["rank"] for r in rows], fill=1.0)
         clause = clause or [None] * len(rows)
         self.has_clause = np.array([c is not None for c in clause])
-        self.clause = padded([c if c is not None else [] for c in clause])
+        self.clause = padded([c if c is not None else [] for c in clause], np.float32)
         self.empty = lengths == 0
         self.absent = np.arange(width)[None, :] >= lengths[:, None]
         self.match = padded([r["match"] for r in rows]).astype(bool)
@@ -118,13 +117,10 @@ class Pool:
         out.__dict__ = {k: v[keep] for k, v in self.__dict__.items()}
         return out
 
-    def scores(self, w: tuple[float, ...]) -> np.ndarray:
-        """rag.quotes' scores with w = (KEYWORDS, LEAD, OPENING, IDENTITY[, CLAUSE]), -inf where no sentence."""
-        keywords, lead, opening, identity = w[:4]
-        about = opening * np.maximum(0.0, self.identity - identity)
-        s = self.cosine + keywords * self.share + lead * self.lead + about[:, None] * self.opening
-        if len(w) > 4:
-            s = s + w[4] * self.clause
+    def scores(self, w: Weights, clause: bool = False) -> np.ndarray:
+        """rag.quotes.score of every sentence (with its clause model's score if `clause`), -inf where none."""
+        s = quotes.score(w, self.cosine, self.share, self.rank, self.opening, self.identity,
+                         self.clause if clause else None)
         s[self.absent] = -np.inf
         return s
 
@@ -151,10 +147,6 @@ class Pool:
             "ungated_top3": float(hit3[self.judged].mean()), "questions": int(len(best))}
 
 
-def _matrix(texts: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray:
-    return np.stack([vectors[t] for t in texts]).astype(np.float32)
-
-
 def threshold_for(pool: Pool, s: np.ndarray) -> float:
     """The lowest threshold at which ABSTAIN_TARGET of the unanswerable questions are abstained on."""
     results = pool.outcomes(s)
@@ -163,76 +155,21 @@ def threshold_for(pool: Pool, s: np.ndarray) -> float:
     return next((x for x in tradeoffs if x["abstention"] >= ABSTAIN_TARGET), tradeoffs[-1])["threshold"]
 
 
-def fit_general(pool: Pool) -> dict:
-    grid = [(k, lead, o, i) for k in KEYWORD_GRID for lead in LEAD_GRID for o in OPENING_GRID
-            for i in (IDENTITY_GRID if o else IDENTITY_GRID[:1])]
+UNFITTED = Weights(keywords=0.0, lead=0.0, opening=0.0, identity=0.0, threshold=0.0, clause=0.0,
+                   clause_threshold=0.0, weak=0.0)
+
+
+def fit_general(pool: Pool) -> Weights:
+    grid = [replace(UNFITTED, keywords=k, lead=lead, opening=o, identity=i) for k in KEYWORD_GRID for lead in LEAD_GRID
+            for o in OPENING_GRID for i in (IDENTITY_GRID if o else IDENTITY_GRID[:1])]
     w = max(grid, key=lambda w: pool.top1(pool.scores(w)))
-    return {"keywords": w[0], "lead": w[1], "opening": w[2], "identity": w[3],
-            "threshold": threshold_for(pool, pool.scores(w))}
+    return replace(w, threshold=threshold_for(pool, pool.scores(w)))
 
 
-def general(fitted: dict) -> tuple[float, float, float, float]:
-    return fitted["keywords"], fitted["lead"], fitted["opening"], fitted["identity"]
-
-
-def margins(pool: Pool, fitted: dict) -> np.ndarray:
+def margins(pool: Pool, w: Weights) -> np.ndarray:
     """Scores as rag.quotes.Quoter says them: each question's over the threshold that applies to it."""
-    w = general(fitted)
-    return np.where(pool.has_clause[:, None], pool.scores((*w, fitted["clause"])) - fitted["clause_threshold"],
-                    pool.scores(w) - fitted["threshold"])
-
-
-def train(rows: list[dict], vectors: dict[str, np.ndarray]) -> ClauseModels:
-    """A logistic regression per question asked of enough documents: its matching sentences and its gold clauses
-    against the rest of the sentences ranked."""
-    from sklearn.linear_model import LogisticRegression
-
-    by_question: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        if r["texts"]:
-            by_question[r["question"]].append(r)
-    asked, names, weights, bias, documents, words = [], [], [], [], [], []
-    for question, members in sorted(by_question.items()):
-        gold = [e for r in members for e in r.get("evidence", ()) if len(e.split()) >= EVIDENCE_WORDS]
-        x = np.concatenate([_matrix(r["texts"], vectors) for r in members] + ([_matrix(gold, vectors)] if gold else []))
-        y = np.concatenate([np.array(r["match"] or [False] * len(r["texts"]), dtype=bool) for r in members]
-                           + [np.ones(len(gold), dtype=bool)])
-        if y.sum() < MIN_POSITIVES:
-            continue
-        model = LogisticRegression(C=REGULARIZATION, class_weight="balanced", max_iter=2000).fit(x, y)
-        weights.append(model.coef_[0])
-        bias.append(model.intercept_[0])
-        asked.append(question)
-        names.append(members[0].get("category") or "")
-        documents.append(len({r["doc"] for r in members if any(r["match"])}))
-        words.append(" ".join(keywords(members)))
-    dims = len(next(iter(vectors.values())))
-    return ClauseModels(tuple(asked), tuple(names), np.array(weights).reshape(-1, dims), np.array(bias), "",
-                        np.array(documents), tuple(words))
-
-
-def keywords(members: list[dict]) -> list[str]:
-    """The KEYWORDS words that most set a question's gold clauses apart from the other sentences its quote pools
-    hold: by the share of documents whose clauses use the word (2 at least) times the log of how much likelier
-    it is there than in those sentences."""
-    def words(text: str) -> set[str]:
-        return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in STOPWORDS}
-
-    clauses = [set().union(*map(words, r["evidence"])) for r in members if r.get("evidence")]
-    others = [words(t) for r in members for t, hit in zip(r["texts"], r["match"] or [False] * len(r["texts"]))
-              if not hit]
-    used, seen = Counter(w for c in clauses for w in c), Counter(w for o in others for w in o)
-    share = {w: n / len(clauses) for w, n in used.items() if n >= 2}
-    score = {w: s * math.log(s / ((seen[w] + 1) / (len(others) + 1))) for w, s in share.items()}
-    return sorted(score, key=lambda w: (-score[w], w))[:KEYWORDS]
-
-
-def scored_by(models: ClauseModels, rows: list[dict], vectors: dict[str, np.ndarray]) -> list[np.ndarray | None]:
-    """Each question's clause-model scores of its sentences, by the model of that very question (as the
-    calibration questions are asked verbatim), or None."""
-    index = {q: i for i, q in enumerate(models.questions)}
-    return [(_matrix(r["texts"], vectors) @ models.weights[index[r["question"]]] + models.bias[index[r["question"]]])
-            if r["question"] in index and r["texts"] else None for r in rows]
+    return np.where(pool.has_clause[:, None], pool.scores(w, clause=True) - w.clause_threshold,
+                    pool.scores(w) - w.threshold)
 
 
 def unseen_scores(rows: list[dict], vectors: dict[str, np.ndarray], seed: int) -> list[np.ndarray | None]:
@@ -247,11 +184,11 @@ def unseen_scores(rows: list[dict], vectors: dict[str, np.ndarray], seed: int) -
     return out
 
 
-def fit_clause(pool: Pool, w: tuple[float, float, float, float]) -> dict:
-    """CLAUSE and CLAUSE_THRESHOLD on the questions that have a clause model."""
+def fit_clause(pool: Pool, w: Weights) -> Weights:
+    """The clause weight and threshold, on the questions that have a clause model."""
     having = pool.subset(pool.has_clause)
-    clause = max(CLAUSE_GRID, key=lambda c: having.top1(having.scores((*w, c))))
-    return {"clause": clause, "clause_threshold": threshold_for(having, having.scores((*w, clause)))}
+    w = max((replace(w, clause=c) for c in CLAUSE_GRID), key=lambda w: having.top1(having.scores(w, clause=True)))
+    return replace(w, clause_threshold=threshold_for(having, having.scores(w, clause=True)))
 
 
 def split(rows: list[dict], seed: int = 0) -> list[set[str]]:
@@ -260,17 +197,15 @@ def split(rows: list[dict], seed: int = 0) -> list[set[str]]:
     return [set(documents[::2]), set(documents[1::2])]
 
 
-def fit(rows: list[dict], vectors: dict[str, np.ndarray]) -> dict:
-    """Every constant, fitted on `rows` alone."""
-    fitted = fit_general(Pool(rows, vectors))
+def fit(rows: list[dict], vectors: dict[str, np.ndarray]) -> Weights:
+    """Every weight and threshold, fitted on `rows` alone."""
     unseen = Pool(rows, vectors, unseen_scores(rows, vectors, seed=1))
-    fitted.update(fit_clause(unseen, general(fitted)))
-    fitted["weak"] = weak_for(unseen, margins(unseen, fitted))
-    return fitted
+    fitted = fit_clause(unseen, fit_general(Pool(rows, vectors)))
+    return replace(fitted, weak=weak_for(unseen, margins(unseen, fitted)))
 
 
 def weak_for(pool: Pool, margin: np.ndarray) -> float:
-    """WEAK: the margin over the threshold under which a quote is shown as a weak match, not as the answer. The
+    """`weak`: the margin over the threshold under which a quote is shown as a weak match, not as the answer. The
     margin (0 or more) that best balances answering right and not answering what the documents do not say (the
     mean of answerable top-1 and unanswerable questions not answered), whatever the share of either."""
     results = pool.outcomes(margin)
@@ -279,13 +214,13 @@ def weak_for(pool: Pool, margin: np.ndarray) -> float:
     return round(float(max(candidates, key=lambda t: m.quote_tradeoff(results, t)["balanced"])), 3)
 
 
-def measure(rows: list[dict], vectors: dict[str, np.ndarray], fitted: dict, models: ClauseModels) -> dict:
+def measure(rows: list[dict], vectors: dict[str, np.ndarray], fitted: Weights, models: ClauseModels) -> dict:
     """What the fitted constants and models give on `rows`: with clause models where they apply, and without."""
     pool = Pool(rows, vectors, scored_by(models, rows, vectors))
     plain = Pool(rows, vectors)
     return {"with_clause_models": pool.measured(margins(pool, fitted)),
             "without": plain.measured(margins(plain, fitted)), "covered": float(pool.has_clause.mean()),
-            "at_weak": pool.measured(margins(pool, fitted), fitted["weak"])}
+            "at_weak": pool.measured(margins(pool, fitted), fitted.weak)}
 
 
 def main() -> None:
@@ -295,6 +230,8 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("eval/reports/cuad-dev-quotes/calibration"))
     parser.add_argument("--models", type=Path, help="write the clause models fitted on all questions here")
+    parser.add_argument("--weights", type=Path, help="write the weights and thresholds fitted on all questions here "
+                        "(rag/domain/quote_weights.json is the file quote answers read)")
     parser.add_argument("--features", type=Path, help="keep (and reuse) the computed signals in this file")
     parser.add_argument("--held-out", type=Path, help="write each fold's clause models and the questions they never "
                         "saw here, to run `rag eval` held out (RAG_CLAUSE_MODELS=DIR/fold-1.npz on DIR/questions-1.jsonl)")
@@ -315,7 +252,7 @@ def main() -> None:
         fitted = fit(train_rows, vectors)
         models = train(train_rows, vectors)
         tested = measure([r for r in rows if r["doc"] in halves[b]], vectors, fitted, models)
-        held_out.append({**fitted, **tested})
+        held_out.append({**asdict(fitted), **tested})
         if args.held_out:
             args.held_out.mkdir(parents=True, exist_ok=True)
             replace(models, embedding=embedding).save(args.held_out / f"fold-{a + 1}.npz")
@@ -324,12 +261,15 @@ def main() -> None:
                 line + "\n" for line in args.questions.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line)["id"] in unseen), encoding="utf-8")
     final = fit(rows, vectors)
-    models = train(rows, vectors)
-    models = replace(models, embedding=embedding)
+    models = train(rows, vectors, embedding)
     if args.models:
         models.save(args.models)
+    if args.weights:
+        final.save(args.weights, about=f"The weights and thresholds of quote answers (rag.quotes.Weights), written by "
+                   f"`python -m eval.calibrate_quotes {args.questions.name} ... --weights`: fitted on all {len(rows)} "
+                   f"questions; held-out numbers in {args.out.with_suffix('.md')}.", fitted=time.strftime("%Y-%m-%d"))
     summary = {"questions": str(args.questions), "date": time.strftime("%Y-%m-%d"), "rows": len(rows),
-               "final": final, "models": len(models.questions), "held_out": held_out,
+               "final": asdict(final), "models": len(models.questions), "held_out": held_out,
                "curve": curve(rows, vectors, final)}
     from eval.report import save
 
@@ -351,7 +291,7 @@ def compute(args, settings) -> tuple[list[dict], dict[str, np.ndarray]]:
         engine.close()
 
 
-def curve(rows: list[dict], vectors: dict[str, np.ndarray], fitted: dict) -> list[dict]:
+def curve(rows: list[dict], vectors: dict[str, np.ndarray], fitted: Weights) -> list[dict]:
     """The trade-off over a shift of every question's threshold, with clause models that never saw the
     document (two folds)."""
     pool = Pool(rows, vectors, unseen_scores(rows, vectors, seed=1))
@@ -365,23 +305,23 @@ def render(s: dict) -> str:
     lines = [
         "# Quote answers: weights, clause models and thresholds", "",
         f"{s['date']}. Questions: `{s['questions']}` ({s['rows']} run). Made by `python -m eval.calibrate_quotes`.", "",
-        f"Fitted on all, for rag/quotes.py: KEYWORDS = {f['keywords']}, LEAD = {f['lead']}, OPENING = {f['opening']}, "
-        f"IDENTITY = {f['identity']}, THRESHOLD = {f['threshold']}; CLAUSE = {f['clause']}, CLAUSE_THRESHOLD = "
-        f"{f['clause_threshold']}, WEAK = {f['weak']}; {s['models']} clause models (rag/clause_models.npz).", "",
+        "Fitted on all (`--weights`: rag/domain/quote_weights.json, which quote answers read): "
+        + ", ".join(f"{k} = {v}" for k, v in f.items()) + f"; {s['models']} clause models (`--models`: "
+        "rag/domain/clause_models.npz).", "",
         "Held out: fitted (constants and clause models) on half of the documents, measured on the other half. "
         "An abstention is a miss in top-1 and top-3.", "",
         "| fold | clause models | questions | top-1 | top-3 | abstention accuracy | top-1, no threshold | "
-        "top-3, no threshold | CLAUSE | CLAUSE_THRESHOLD | THRESHOLD |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        "top-3, no threshold | clause | clause_threshold | threshold |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for i, h in enumerate(s["held_out"], 1):
         for label, key in (("with", "with_clause_models"), ("without", "without")):
             x = h[key]
             lines.append(f"| {i} | {label} | {x['questions']} | {x['top1']:.3f} | {x['top3']:.3f} | "
                          f"{x['abstention']:.3f} | {x['ungated_top1']:.3f} | {x['ungated_top3']:.3f} | {h['clause']} | "
                          f"{h['clause_threshold']} | {h['threshold']} |")
-    lines += ["", "Weak matches (held out): a quote whose margin is under WEAK (fitted on the other half) is shown as a "
+    lines += ["", "Weak matches (held out): a quote whose margin is under weak (fitted on the other half) is shown as a "
               "weak match, not as the answer. `answered` = answerable questions whose top quote matches and scores "
-              "WEAK or more; `not answered` = unanswerable questions abstained on or shown a weak match.", "",
-              "| fold | WEAK | answered (top-1) | top-3 | not answered (unanswerable) |", "|---|---:|---:|---:|---:|"]
+              "weak or more; `not answered` = unanswerable questions abstained on or shown a weak match.", "",
+              "| fold | weak | answered (top-1) | top-3 | not answered (unanswerable) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {i} | {h['weak']} | {h['at_weak']['top1']:.3f} | {h['at_weak']['top3']:.3f} | "
               f"{h['at_weak']['abstention']:.3f} |" for i, h in enumerate(s["held_out"], 1) if "at_weak" in h]
     lines += ["", "The trade-off over the threshold (all questions, clause models that never saw the document; "

@@ -45,7 +45,7 @@ def fingerprint(engine: Engine, question) -> dict:
         "unscoped": packed(engine.context(question.question, None, budget=BUDGETS[0])),
         "quotes": [[q.text, q.page, q.start, q.score] for q in answer.ranked],
         "answer": [answer.text, answer.abstained, answer.weak],
-        "clause": clause.question if clause is not None else None,
+        "clause": clause.name if clause is not None else None,
     }
 
 

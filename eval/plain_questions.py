@@ -3,7 +3,7 @@
     python -m eval.plain_questions --out eval/reports/plain_phrasings
 
 Reads eval/plain_phrasings.json (CUAD's 41 clause types, four phrasings each as lawyers and managers ask, and
-questions about no clause type). Phrasings 1-2 of each type tuned rag.clause_models' recognition (AGREEING);
+questions about no clause type). Phrasings 1-2 of each type tuned the clause models' recognition (AGREEING);
 3-4 only check it: the report gives both halves, and the negatives (a recognised negative is a false alarm).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.report import save
-from rag.clause_models import Clauses
+from rag.domain.clause_models import Clauses
 from rag.config import load_settings
 from rag.embeddings import Embedder
 
@@ -50,7 +50,7 @@ def summary(rows: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     rows, totals = result["rows"], result["summary"]
     lines = ["# Clause questions in a person's words", "",
-             "Which of CUAD's 41 clause types a question asks for, as rag.clause_models recognises it "
+             "Which of CUAD's 41 clause types a question asks for, as rag.domain.clause_models recognises it "
              "(eval/plain_phrasings.json; `python -m eval.plain_questions --out eval/reports/plain_phrasings`). `tune`: the phrasings the "
              "recognition rule was chosen on; `check`: the others, seen only here; `negative`: questions about no "
              "clause type (recognising one is a false alarm).", "",

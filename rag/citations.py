@@ -20,11 +20,11 @@ from typing import Iterable, Sequence
 
 from rag.packing import Source
 from rag.prompts import NOT_FOUND
-from rag.quotes import Quote, locate, quoted
+from rag.quotes import Quote, locate, quotations
+from rag.text import COMMON
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _WORD = re.compile(r"[a-z0-9]{3,}")
-_COMMON = frozenset("the and for that this with are was were from have has not any shall will which such".split())
 
 # A figure: digits (with thousands separators and decimals), and the scale written after it
 _FIGURE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:st|nd|rd|th)?"
@@ -123,7 +123,7 @@ def cite(text: str, sources: list[Source], question: str = "") -> list[Citation]
              for n in dict.fromkeys(int(m) for m in _CITATION.findall(text)) if (s := by_number.get(n))]
     if cited or not sources or not text or NOT_FOUND.lower().rstrip(".") in text.lower():
         return cited
-    words = set(_WORD.findall(text.lower())) - _COMMON
+    words = set(_WORD.findall(text.lower())) - COMMON
     holding = [s for s in sources if not support(text, question, [s.text]).unsupported]
     if not holding:
         return []
@@ -138,7 +138,7 @@ def check(text: str, sources: list[Source], citations: list[Citation], pages) ->
     """Each citation's quoted words looked for in its source's pages: the citations marked verified (or not),
     and the quotes found, as the pages' own text at their offsets."""
     said: dict[int, list[str]] = {}
-    for number, words in quoted(text):
+    for number, words in quotations(text):
         said.setdefault(number, []).append(words)
     by_number = {s.number: s for s in sources}
     checked, quotes = [], []

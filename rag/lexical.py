@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Iterable, NamedTuple, Sequence
+from types import MappingProxyType
+from typing import Iterable, Mapping, NamedTuple, Sequence
+
+from rag.text import STOPWORDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -40,21 +43,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS temp.question_vocab USING fts5vocab(temp, que
 COMMON_SHARE = 0.02  # a word in more than this share of all chunks leaves the keyword query...
 PRUNE_FROM = 5000  # ...once the index is large enough for it to matter
 
-# Words that match nearly every chunk: they add no ranking signal and make an OR query scan everything.
-STOPWORDS = frozenset("""
-a an and are as at be been but by can could did do does for from had has have he her his how i if in into is
-it its may me might must my no not of on or our shall she should so such than that the their them then there
-these they this those to under upon us was we were what when where which while who whom why will with would
-you your any all each other some only own same too very just about above after again against before below
-between both during further here more most nor off once out over through until up down""".split())
-
 _WORD = re.compile(r"\w+", re.UNICODE)
-# A question's plain word -> the words contracts write for it ("can they raise the price?" of a clause on
-# increases of the Fees): BM25 then finds the clause too. Porter stems cover the plurals.
-CONTRACT_WORDS = {
-    "price": ("fee", "rate", "charge"), "prices": ("fee", "rate", "charge"), "pricing": ("fee", "rate", "charge"),
-    "raise": ("increase",), "lower": ("decrease",), "reduce": ("decrease",),
-}
 
 
 class Row(NamedTuple):
@@ -64,23 +53,14 @@ class Row(NamedTuple):
     page_end: int
     tokens: int  # Llama-3 tokens
     text: str
-    heading: str = ""  # a chunk that starts inside a table: the table's heading (rag.chunking.table_heading)
+    heading: str = ""  # a chunk that starts inside a table: the table's heading (rag.reading.chunking.table_heading)
 
 
-_NOT_ASKED = STOPWORDS | frozenset("what which whom whose please tell give list there".split())
-_LETTERS_AND_DIGITS = re.compile(r"[a-z0-9]+")
-
-
-def stems(text: str) -> set[str]:
-    """Words as a cheap stemmer sees them: lowercase, cut to five letters ("exclusive", "exclusivity"), without
-    the words every question has."""
-    return {w[:5] for w in _LETTERS_AND_DIGITS.findall(text.lower()) if w not in _NOT_ASKED}
-
-
-def content_words(question: str) -> list[str]:
-    """The question's words for the keyword query, each followed by what contracts write for it."""
+def content_words(question: str, synonyms: Mapping[str, Sequence[str]] = MappingProxyType({})) -> list[str]:
+    """The question's words for the keyword query, each followed by the words `synonyms` give for it (what
+    contracts write for a plain word: rag.domain.contracts.CONTRACT_WORDS)."""
     words = [w for w in _WORD.findall(question.lower()) if w not in STOPWORDS]
-    return list(dict.fromkeys(v for w in words for v in (w, *CONTRACT_WORDS.get(w, ()))))
+    return list(dict.fromkeys(v for w in words for v in (w, *synonyms.get(w, ()))))
 
 
 def match_expression(words: Sequence[str]) -> str | None:
@@ -160,12 +140,14 @@ class LexicalIndex:
         rows = self.db.execute("SELECT DISTINCT doc_id FROM chunks WHERE collection = ?", (self.collection,))
         return {r[0] for r in rows}
 
-    def search(self, question: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """The k best chunks by BM25, as (chunk_id, score) with higher = better; optionally within documents.
+    def search(self, question: str, k: int, doc_ids: Sequence[str] | None = None,
+               synonyms: Mapping[str, Sequence[str]] = MappingProxyType({})) -> list[tuple[str, float]]:
+        """The k best chunks by BM25, as (chunk_id, score) with higher = better; optionally within documents;
+        each of the question's words also searched as the words `synonyms` give for it (content_words).
 
         Within documents every content word is kept: a word common across the whole index ("exclusive" in a
         folder of distribution agreements) still tells one contract's clauses apart."""
-        words = content_words(question)
+        words = content_words(question, synonyms)
         expression = match_expression(words if doc_ids is not None else self.selective(words))
         if expression is None or k <= 0 or (doc_ids is not None and not doc_ids):
             return []

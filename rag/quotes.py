@@ -3,69 +3,105 @@
 A quote is never made up: its text is exactly `page_text[start:end]` of the page it names, as stored at
 ingestion, and a sentence that cannot be found there is not offered.
 
-Quote answers rank every sentence of the retrieved sources by
+Quote answers rank every sentence of the retrieved sources by `score` (the one place it is written: answering
+and eval.calibrate_quotes both call it):
 
     score = cosine(question, sentence), with the embedding model
-          + KEYWORDS x the share of the question's words the sentence holds, each word weighted by how rare
+          + keywords x the share of the question's words the sentence holds, each word weighted by how rare
             it is among the sentences ranked (so "exclusive" counts, "contract" hardly)
-          + LEAD / the rank of the source it comes from
-          + for a question about the document itself (its name, parties, date: ABOUT_THE_DOCUMENT), a
-            bonus for the sentences that open the document
-          + for a question a clause model knows (rag.clause_models: "is there a cap on liability?"),
-            CLAUSE x its score of the sentence as that clause
+          + lead / the rank of the source it comes from
+          + for a question about the document itself (its name, parties, date: rag.domain.contracts'
+            DOCUMENT_QUESTIONS), opening x how far its likeness to the nearest of those exceeds identity, for
+            the sentences that open the document
+          + for a question a clause model knows (rag.domain.clause_models: "is there a cap on liability?"),
+            clause x its score of the sentence as that clause
 
-and answer with the best few; when even the best scores under THRESHOLD (CLAUSE_THRESHOLD where a clause
+and answer with the best few; when even the best scores under `threshold` (`clause_threshold` where a clause
 model scored), they say that the documents don't say. A quote's score is said as its margin over the threshold
-that applied, so 0 parts answers from abstentions either way; a best quote under WEAK is a weak match, shown as
-such (the documents may not say), never as the answer. The weights, the models and the
-thresholds were fitted on cuad-dev's questions, and what they give is measured there on contracts they
-never saw (eval/calibrate_quotes.py; eval/reports/cuad-dev-quotes/).
+that applied, so 0 parts answers from abstentions either way; a best quote under `weak` is a weak match, shown
+as such (the documents may not say), never as the answer. The weights and thresholds (Weights) are fitted on
+cuad-dev's questions by eval.calibrate_quotes, which writes them to rag/domain/quote_weights.json, and what
+they give is measured there on contracts they never saw (eval/reports/cuad-dev-quotes/).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.clause_models import Clause, Clauses
-from rag.lexical import stems
+from rag.domain.clause_models import Clause, Clauses
+from rag.domain.contracts import DOCUMENT_QUESTIONS, NUMBERED_CLAUSE
 from rag.packing import Source
+from rag.text import WORD, letters_at, stems
 
-# Fitted on cuad-dev (eval/reports/cuad-dev-quotes/calibration.md, 2026-12-07, the question-time encoder's
-# float32 vectors): the weights that put a matching sentence first most often; the lowest thresholds at which
-# 65% of unanswerable questions are abstained on; WEAK, the margin that best balances answering right and not
-# answering what the documents do not say.
-KEYWORDS = 0.5
-LEAD = 0.05
-THRESHOLD = 0.58
-CLAUSE = 0.2
-CLAUSE_THRESHOLD = 0.402
-WEAK = 0.411  # a best quote whose margin is under this is a weak match, shown as such, never as the answer
+WEIGHTS_FILE = Path(__file__).parent / "domain" / "quote_weights.json"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The weights of `score` and the thresholds over it (see the module's docstring)."""
+
+    keywords: float
+    lead: float
+    opening: float
+    identity: float
+    threshold: float  # a best score under this abstains
+    clause: float
+    clause_threshold: float  # ... under this, where a clause model scored
+    weak: float  # a best margin over the threshold under this is a weak match
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_FILE) -> Weights:
+        values = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{f.name: float(values[f.name]) for f in fields(cls)})
+
+    def save(self, path: Path, **about: str) -> None:
+        """Write them (and what they were fitted on, `about`) where `load` reads them."""
+        path.write_text(json.dumps({**about, **asdict(self)}, indent=2) + "\n", encoding="utf-8")
+
+    def threshold_for(self, clause: bool | np.ndarray) -> float | np.ndarray:
+        return np.where(clause, self.clause_threshold, self.threshold) if isinstance(clause, np.ndarray) else (
+            self.clause_threshold if clause else self.threshold)
+
+
+WEIGHTS = Weights.load()
+
+
+def score(w: Weights, cosine: np.ndarray, share: np.ndarray, rank: np.ndarray, opening: np.ndarray,
+          identity: float | np.ndarray, clause: np.ndarray | None = None) -> np.ndarray:
+    """Each sentence's score, for one question's sentences (1-D arrays, `identity` a number) or for many questions'
+    (questions x sentences, `identity` one per question). `cosine`: to the question; `share`: keyword_shares;
+    `rank`: its source's retrieval rank (1 first); `opening`: 1 for a sentence of a document's opening (in_opening);
+    `identity`: the question's likeness to the nearest DOCUMENT_QUESTIONS (0: none asked); `clause`: the clause
+    model's scores of the sentences (float32, as Clause.score makes them), or None."""
+    about = w.opening * np.maximum(0.0, np.asarray(identity, dtype=np.float64) - w.identity)
+    if about.ndim:
+        about = about[:, None]
+    s = np.asarray(cosine, dtype=np.float64) + w.keywords * np.asarray(share) + w.lead / np.asarray(rank) + about * \
+        np.asarray(opening, dtype=np.float64)
+    return s if clause is None else s + w.clause * clause
+
+
 TOP = 3  # quotes per answer
 OPENING_CHARS = 1500  # a document's opening: its first page's first characters
-# Questions about the document itself are answered by its opening: how like these a question is decides how
-# much the opening counts (OPENING x how far its likeness to the nearest exceeds IDENTITY).
-ABOUT_THE_DOCUMENT = ("What is the name of this agreement?", "Who are the parties to this agreement?",
-                      "What is the date of this agreement?", "When does this agreement take effect?")
-OPENING = 4.0
-IDENTITY = 0.6
 MAX_CHARS = 600  # a longer sentence is cut at a clause break (a quote is something a person reads at a glance)
 
-_BREAK = re.compile(
-    r"(?<=[.!?])[\"'”’)\]]*(?:[^\S\n]+\n?|\n)[^\S\n]*(?=[\"“(\[]?[A-Z0-9])"  # a sentence end, a capital or number next
-    r"|\n[^\S\n]*\n\s*"  # a blank line (and so a page break)
-    r"|\n[^\S\n]*(?=(?:\d{1,2}(?:\.\d{1,2})*\.?|\([a-zA-Z0-9]{1,4}\)|[A-Z]\.|ARTICLE|Article|Section|SECTION)\s)")
+# a sentence's end (a capital or a number next), or a blank line (and so a page break)
+_SENTENCE_END = r"(?<=[.!?])[\"'”’)\]]*(?:[^\S\n]+\n?|\n)[^\S\n]*(?=[\"“(\[]?[A-Z0-9])|\n[^\S\n]*\n\s*"
+_BREAKS = {True: re.compile(_SENTENCE_END + r"|\n[^\S\n]*(?=" + NUMBERED_CLAUSE + ")"),  # a line that opens a clause
+           False: re.compile(_SENTENCE_END)}
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 SHORT_WORDS = 5  # a piece of fewer words joins the sentence after it, unless a blank line parts them
 _CLAUSE_BREAK = re.compile(r"[;:]\s+|\n")
 _ABBREVIATION = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Nos|Sec|Mr|Mrs|Ms|Dr|St|Jr|Sr|U\.S|vs|etc|e\.g|i\.e|[A-Z])\.$")
-_WORD = re.compile(r"[a-z0-9]+")
 _RUNS_ON = frozenset("a an and or of the to in for with by on at as from that which".split())  # a line ends mid-sentence
 
 
@@ -114,17 +150,18 @@ class Quoted:
     best: list[Quote] = field(default_factory=list)  # the best TOP whatever their score (for calibration)
     considered: int = 0  # sentences ranked
     abstained: bool = False
-    weak: bool = False  # the best scores over the threshold but under WEAK: shown as a weak match, not the answer
+    weak: bool = False  # the best scores over the threshold but under `weak`: shown as a weak match, not the answer
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str, clause_openings: bool = True) -> list[tuple[int, int]]:
     """(start, end) of each sentence of `text`, without surrounding whitespace, none over MAX_CHARS.
 
     Sentences end at `.`, `!` or `?` before a capital or a number (not after "Inc." or "e.g."), at blank
-    lines (pages are joined by one) and before a line that opens a numbered clause.
+    lines (pages are joined by one) and, with `clause_openings`, before a line that opens a numbered clause
+    (rag.domain.contracts.NUMBERED_CLAUSE).
     """
     spans, at = [], 0
-    for m in _BREAK.finditer(text):
+    for m in _BREAKS[clause_openings].finditer(text):
         if m.start() > at and _ABBREVIATION.search(text, max(at, m.start() - 6), m.start()):
             continue
         spans.extend(_trimmed(text, at, m.start()))
@@ -141,7 +178,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def _heading(piece: str) -> bool:
     """A clause number, a few words, or a short title ("Section 4.2. Termination for Convenience.")."""
-    words = _WORD.findall(piece.lower())
+    words = WORD.findall(piece.lower())
     return len(words) < SHORT_WORDS or (len(words) <= 10 and all(
         w[0].isupper() for w in re.findall(r"[^\W\d_]{4,}", piece)))
 
@@ -151,7 +188,7 @@ def _trimmed(text: str, a: int, b: int) -> list[tuple[int, int]]:
         a += 1
     while b > a and text[b - 1].isspace():
         b -= 1
-    return [(a, b)] if _WORD.search(text[a:b].lower()) else []
+    return [(a, b)] if WORD.search(text[a:b].lower()) else []
 
 
 def _short(text: str, a: int, b: int) -> list[tuple[int, int]]:
@@ -174,7 +211,8 @@ class Candidate:
     end: int
 
 
-def candidates(sources: Sequence[Source], pages: Callable[[str, int, int], dict[int, str]]) -> list[Candidate]:
+def candidates(sources: Sequence[Source], pages: Callable[[str, int, int], dict[int, str]],
+               clause_openings: bool = True) -> list[Candidate]:
     """The sentences of the sources, cut from their pages' stored text (`pages(doc_id, first, last)`).
 
     Each sentence of a source is found on its page; the page's own sentences that overlap it are the
@@ -184,9 +222,9 @@ def candidates(sources: Sequence[Source], pages: Callable[[str, int, int], dict[
     found: dict[tuple[str, int, int], Candidate] = {}
     for source in sources:
         texts = pages(source.doc_id, source.page_start, source.page_end)
-        spans = {p: sentence_spans(t) for p, t in texts.items()}
+        spans = {p: sentence_spans(t, clause_openings) for p, t in texts.items()}
         page, at = source.page_start, 0
-        for a, b in sentence_spans(source.text):
+        for a, b in sentence_spans(source.text, clause_openings):
             sentence = source.text[a:b]
             for p in range(page, source.page_end + 1):
                 start = texts.get(p, "").find(sentence, at if p == page else 0)
@@ -217,21 +255,18 @@ def keyword_shares(question: str, sentences: Sequence[str]) -> list[float]:
     return [sum(weight[w] for w in h) / total for h in held]
 
 
-def scores(cosines: Sequence[float], shares: Sequence[float], ranks: Sequence[int], opening: Sequence[bool],
-           identity: float) -> list[float]:
-    about = OPENING * max(0.0, identity - IDENTITY)
-    return [c + KEYWORDS * k + LEAD / r + about * o for c, k, r, o in zip(cosines, shares, ranks, opening)]
-
-
 class Quoter:
     """Chooses quotes with an embedding model (`embed`: texts -> unit vectors), keeping the vectors of the
     `keep` sentences it saw last (a document's sentences come back with every question about it; 20,000
-    vectors of 384 floats are 30 MB)."""
+    vectors of 384 floats are 30 MB). `document_questions` and `clause_openings`: rag.domain.contracts' tables
+    used, or not (the settings of those names)."""
 
     def __init__(self, embed: Callable[[Sequence[str]], list[list[float]]], pages: Callable, keep: int = 20_000,
-                 clauses: Clauses | None = None):
+                 clauses: Clauses | None = None, weights: Weights = WEIGHTS, document_questions: bool = True,
+                 clause_openings: bool = True):
         self.embed, self.pages, self.keep = embed, pages, keep
         self.clauses = clauses or Clauses(None, embed)
+        self.weights, self.document_questions, self.clause_openings = weights, document_questions, clause_openings
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()  # the app's sessions share one Engine
 
@@ -248,55 +283,68 @@ class Quoter:
                 self._vectors.popitem(last=False)
             return np.stack(rows)
 
+    @classmethod
+    def open(cls, settings, embedder, pages: Callable) -> Quoter:
+        """The quoter `settings` (rag.config.Settings) ask for, with `embedder`'s model and its clause models."""
+        return cls(embedder.embed, pages, clauses=Clauses.open(settings.clause_models, embedder.model_id,
+                                                               embedder.embed),
+                   document_questions=settings.document_questions, clause_openings=settings.clause_openings)
+
     def warm(self) -> None:
         """Embed what every question is compared with: the questions about the document, the clause models'."""
-        self.vectors(ABOUT_THE_DOCUMENT)
+        if self.document_questions:
+            self.vectors(DOCUMENT_QUESTIONS)
         if self.clauses.models is not None:
             self.clauses.questions()
 
     def identity(self, question: str) -> float:
-        """How much the question asks about the document itself: its cosine to the nearest ABOUT_THE_DOCUMENT."""
-        vectors = self.vectors([question, *ABOUT_THE_DOCUMENT])
+        """How much the question asks about the document itself: its cosine to the nearest of DOCUMENT_QUESTIONS
+        (0 with `document_questions` off)."""
+        if not self.document_questions:
+            return 0.0
+        vectors = self.vectors([question, *DOCUMENT_QUESTIONS])
         return float((vectors[1:] @ vectors[0]).max())
 
     def clause(self, question: str) -> Clause | None:
-        """The clause model the question asks for, or None (rag.clause_models)."""
+        """The clause model the question asks for, or None (rag.domain.clause_models)."""
         if self.clauses.models is None:
             return None  # nothing to ask: the question need not be embedded for it
         return self.clauses.find(question, self.vectors([question])[0])
 
+    def margins(self, question: str, found: Sequence[Candidate]) -> np.ndarray:
+        """Each sentence's score over the threshold that applies to the question (negative: under it)."""
+        vectors = self.vectors([question, *(c.text for c in found)])
+        clause = self.clause(question)
+        scored = score(self.weights, vectors[1:] @ vectors[0], keyword_shares(question, [c.text for c in found]),
+                       np.array([c.source.rank for c in found]), np.array([in_opening(c) for c in found]),
+                       self.identity(question), None if clause is None else clause.score(vectors[1:]))
+        return scored - self.weights.threshold_for(clause is not None)
+
     def quote(self, question: str, sources: Sequence[Source], top: int = TOP) -> Quoted:
-        found = candidates(sources, self.pages)
+        found = candidates(sources, self.pages, self.clause_openings)
         if not found:
             return Quoted([], abstained=True)
-        vectors = self.vectors([question, *(c.text for c in found)])
-        cosines = (vectors[1:] @ vectors[0]).tolist()
-        scored = scores(cosines, keyword_shares(question, [c.text for c in found]), [c.source.rank for c in found],
-                        [in_opening(c) for c in found], self.identity(question))
-        clause = self.clause(question)
-        if clause is not None:
-            scored = (np.asarray(scored) + CLAUSE * clause.score(vectors[1:])).tolist()
-        threshold = THRESHOLD if clause is None else CLAUSE_THRESHOLD
-        ranked = sorted(zip((s - threshold for s in scored), range(len(found))), reverse=True)
+        ranked = sorted(zip(self.margins(question, found).tolist(), range(len(found))), reverse=True)
         best, seen = [], set()
-        for score, i in ranked:
+        for margin, i in ranked:
             c = found[i]
             if c.text in seen:
                 continue  # the same words twice (boilerplate): once is enough
             seen.add(c.text)
             best.append(Quote(c.text, c.source.file, c.source.path, c.source.doc_id, c.page, c.start, c.end,
-                              c.source.number, round(score, 4)))
+                              c.source.number, round(margin, 4)))
             if len(best) == top:
                 break
         abstained = best[0].score < 0
-        return Quoted([] if abstained else best, best, len(found), abstained, not abstained and best[0].score < WEAK)
+        return Quoted([] if abstained else best, best, len(found), abstained,
+                      not abstained and best[0].score < self.weights.weak)
 
 
 _QUOTED_AFTER = re.compile(r"\[(\d{1,3})\][ \t]*[:,]?[ \t]*[\"“]([^\"”\n]{3,800})[\"”]")
 _QUOTED_BEFORE = re.compile(r"[\"“]([^\"”\n]{3,800})[\"”][ \t]*\[(\d{1,3})\]")
 
 
-def quoted(text: str) -> list[tuple[int, str]]:
+def quotations(text: str) -> list[tuple[int, str]]:
     """The (source number, words) pairs of an answer that quotes its sources: `[2] "the words"`, or
     `"the words" [2]`, in the order written."""
     found = [(m.start(), int(m.group(1)), m.group(2)) for m in _QUOTED_AFTER.finditer(text)]
@@ -317,9 +365,3 @@ def locate(words: str, source: Source, pages: Callable[[str, int, int], dict[int
             start, end = at[found], at[found + len(wanted) - 1] + 1
             return Quote(text[start:end], source.file, source.path, source.doc_id, page, start, end, source.number, 1.0)
     return None
-
-
-def letters_at(text: str) -> tuple[str, list[int]]:
-    """The text's letters and digits, lowercased, one for one, and where each stands in `text`."""
-    at = [i for i, ch in enumerate(text) if ch.isalnum()]
-    return "".join(text[i].lower()[0] for i in at), at

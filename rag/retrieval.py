@@ -15,9 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from rag import statements
-from rag.clause_models import Clause
 from rag.config import Settings
+from rag.domain import filings
+from rag.domain.clause_models import Clause
+from rag.domain.contracts import CONTRACT_WORDS
 from rag.embeddings import Embedder
 from rag.errors import UnknownDocumentError
 from rag.knowledge_base import KnowledgeBase, chunk_id, doc_of
@@ -56,6 +57,7 @@ class Retriever:
         self._owns_kb = kb is None
         self.kb = kb or KnowledgeBase(settings, self.embedder.model_id)
         self._paths: dict[str, str] = {}  # doc_id -> path, for the hits of the current question
+        self.synonyms = CONTRACT_WORDS if settings.contract_words else {}  # for the keyword query
         with self.kb.lock:  # the app's sessions share the knowledge base
             self.kb.check()
 
@@ -86,7 +88,7 @@ class Retriever:
     def search(self, question: str, k: int, documents: Sequence[str] | None = None,
                clause: Clause | None = None) -> Retrieved:
         """The k best chunks for the question, fused from vector and keyword search; for a question scoped to
-        documents, also their opening and, given the `clause` model it asks (rag.clause_models), their chunks
+        documents, also their opening and, given the `clause` model it asks (rag.domain.clause_models), their chunks
         that hold its keywords and, for a model learned from enough contracts, their chunks as it ranks them."""
         with self.kb.lock:
             return self.kb.read(lambda: self._fresh_search(question, k, documents, clause))
@@ -106,7 +108,7 @@ class Retriever:
         def keyword_search():  # SQLite releases the GIL: this runs while the model embeds the question
             try:
                 with self.manifest.reading:
-                    keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids))
+                    keyword.extend(cid for cid, _ in self.manifest.lexical.search(question, k, doc_ids, self.synonyms))
             except Exception as e:  # raised again below, in the caller's thread
                 failed.append(e)
 
@@ -124,14 +126,15 @@ class Retriever:
             rankings.append([chunk_id(d, 0) for d in doc_ids])
         if doc_ids and clause is not None:
             if clause.keywords:
-                rankings.append([cid for cid, _ in self.manifest.lexical.search(clause.keywords, k, doc_ids)])
+                rankings.append([cid for cid, _ in self.manifest.lexical.search(clause.keywords, k, doc_ids,
+                                                                                 self.synonyms)])
             if clause.retrieving:
                 rankings.append(self._by_clause(clause, k, doc_ids, hidden))
-        wanted = statements.asked(question) if self.settings.statements else ()
+        wanted = filings.asked(question) if self.settings.statements else ()
         if wanted:  # a filing's statements that the question names or needs the figures of
             within = doc_ids if doc_ids and len(doc_ids) <= STATEMENT_SCOPE else list(dict.fromkeys(
                 doc_of(cid) for cid, _ in fuse(rankings)[:STATEMENT_DOCUMENTS]))
-            rankings += [statements.openings(self.manifest.lexical.openings(within), wanted)] * STATEMENT_WEIGHT
+            rankings += [filings.openings(self.manifest.lexical.openings(within), wanted)] * STATEMENT_WEIGHT
         fused = fuse(rankings)[:k]
         t2 = time.perf_counter()
         self._paths = {}
@@ -144,7 +147,7 @@ class Retriever:
             doc_ids = self.scope(documents) if documents else None
             vector = self._hits([(cid, 0.0) for cid in self.kb.read(
                 lambda: self._vector(question, k, doc_ids, self.manifest.hidden()))])
-            keyword = self._hits(self.manifest.lexical.search(question, k, doc_ids))
+            keyword = self._hits(self.manifest.lexical.search(question, k, doc_ids, self.synonyms))
         return vector, keyword
 
     def neighbours(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Hit]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag.backends.openai import RetrievalOnly
-from rag.clause_models import BUNDLED, RETRIEVAL_DOCUMENTS, Clause, ClauseModels, Clauses
+from rag.domain.clause_models import BUNDLED, RETRIEVAL_DOCUMENTS, Clause, ClauseModels, Clauses
 from rag.embeddings import BUNDLED_MODEL
 from rag.engine import Engine
 from rag.errors import ConfigError
@@ -154,4 +154,4 @@ def test_calibration_fits_clause_models_that_find_clauses_in_contracts_they_neve
     assert models.embedding == BUNDLED_MODEL and 0 < len(models.questions) <= 41
     assert {p.name for p in (tmp_path / "held").iterdir()} == {"fold-1.npz", "fold-2.npz", "questions-1.jsonl",
                                                                 "questions-2.jsonl"}
-    assert "CLAUSE_THRESHOLD" in out.with_suffix(".md").read_text()
+    assert "clause_threshold" in out.with_suffix(".md").read_text()

@@ -2,6 +2,8 @@ import sqlite3
 
 import pytest
 
+from rag.config import Settings, load_settings
+from rag.domain.contracts import CONTRACT_WORDS
 from rag.lexical import LexicalIndex, Row, content_words, match_expression
 
 
@@ -118,6 +120,9 @@ def test_a_tables_heading_is_searched_with_its_chunk_and_an_older_index_learns_h
     assert db.execute("SELECT count(*) FROM chunks_vocab").fetchone()[0] == 0
 
 
-def test_a_questions_plain_words_bring_the_words_contracts_use():
-    assert content_words("Can they raise the prices?") == ["raise", "increase", "prices", "fee", "rate", "charge"]
-    assert content_words("What is the fee?") == ["fee"]  # only plain words are translated
+def test_a_questions_plain_words_bring_the_words_contracts_use_unless_switched_off():
+    asked = "Can they raise the prices?"
+    assert content_words(asked, CONTRACT_WORDS) == ["raise", "increase", "prices", "fee", "rate", "charge"]
+    assert content_words("What is the fee?", CONTRACT_WORDS) == ["fee"]  # only plain words are translated
+    assert content_words(asked) == ["raise", "prices"]  # the generic search knows no contract words
+    assert Settings().contract_words and load_settings(environ={"RAG_CONTRACT_WORDS": "0"}).contract_words is False

@@ -6,16 +6,17 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from eval.metrics import quote_matches
 from rag.backends.openai import RetrievalOnly
 from rag.engine import Engine
-from rag.filetypes import load_pages
+from rag.reading.filetypes import load_pages
 from rag.indexer import ingest
 from rag.knowledge_base import manifest_path
 from rag.prompts import NOT_FOUND, WEAK_MATCH
-from rag.quotes import MAX_CHARS, WEAK, sentence_spans
+from rag.quotes import MAX_CHARS, WEIGHTS, sentence_spans
 from rag.retrieval import Retriever
 
 from helpers import CONTRACTS, ROOT, scripted
@@ -88,12 +89,12 @@ def test_quote_answers_need_no_language_model(sample_index):
 
 def test_a_weak_match_is_never_presented_as_the_answer(engine, sample_index):
     """A question no contract answers drew a royalty clause as its answer, 0.04 over the threshold: a best quote
-    under WEAK is a weak match ('may not say'), shown for judging; well under the threshold, none at all."""
+    under WEIGHTS.weak is a weak match ('may not say'), shown for judging; well under the threshold, none at all."""
     for question, documents in (("What price per Bitcoin is paid for the tokens delivered?", None),
                                 ("Is there a non-compete?", [NETGEAR])):
         answer = engine.ask(question, documents, answer="quote")
         assert answer.abstained or answer.weak, (question, answer.ranked[:1])
-        assert answer.text in (NOT_FOUND, WEAK_MATCH) and answer.ranked[0].score < WEAK
+        assert answer.text in (NOT_FOUND, WEAK_MATCH) and answer.ranked[0].score < WEIGHTS.weak
     printed = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Who won the 2018 football World Cup?",
                               "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
                               sample_index.collection], capture_output=True, text=True, cwd=ROOT)
@@ -165,3 +166,36 @@ def test_one_quoter_serves_several_threads_while_its_cache_evicts(engine):
         answers = list(pool.map(engine.quoted, contexts))
     assert all(a.ranked for a in answers) and len(engine.quoter._vectors) <= 40
     assert "laws of the State of California" in answers[0].ranked[0].shown()
+
+
+def test_calibration_scores_every_sentence_exactly_as_answering_does(sample_index, embedder):
+    """eval.calibrate_quotes fits the weights on the scores it computes; a quote answer ranks by the scores it
+    computes. Both call rag.quotes.score: on the same sentences of real questions (one asking for a clause a
+    model knows, one about the document itself, one for no clause at all) the margins are equal to the last bit."""
+    from eval.calibrate_quotes import Pool, features, margins
+    from eval.harness import Question
+    from rag.domain.clause_models import BUNDLED, ClauseModels
+    from rag.domain.clause_training import scored_by
+    from rag.quotes import candidates
+
+    asked = [Question("law", "Which state/country's law governs the interpretation of the contract?", (NETGEAR,)),
+             Question("name", "What is the name of this contract?", (NETGEAR,)),
+             Question("none", "What colour is the logo on the cover?", (NETGEAR,))]
+    calibrating = Engine(sample_index.replace(clause_models="none"), llm=RetrievalOnly(),
+                         retriever=Retriever(sample_index, embedder))
+    answering = Engine(sample_index, llm=RetrievalOnly(), retriever=Retriever(sample_index, embedder))
+    try:
+        rows, vectors = features(asked, calibrating)
+        pool = Pool(rows, vectors, scored_by(ClauseModels.load(BUNDLED), rows, vectors))
+        calibrated = margins(pool, WEIGHTS)
+        for i, q in enumerate(asked):
+            context = calibrating.context(q.question, list(q.documents), quoting=True)
+            found = candidates(context.packed.sources, answering.retriever.kb.page_texts)
+            assert [c.text for c in found] == rows[i]["texts"] and len(found) > 10
+            answered = answering.quoter.margins(q.question, found)
+            assert answered.dtype == calibrated.dtype and np.array_equal(answered, calibrated[i, :len(found)]), q.id
+        assert pool.has_clause.tolist() == [True, True, False]
+        assert answering.quoter.clause(asked[2].question) is None and answering.quoter.identity(asked[1].question) > 0.9
+    finally:
+        calibrating.close()
+        answering.close()

@@ -1,4 +1,4 @@
-"""A filing's financial statements for the questions that need them (rag.statements): on real pages of 3M's
+"""A filing's financial statements for the questions that need them (rag.domain.filings): on real pages of 3M's
 2018 10-K (tests/files) — its liquidity discussion, the auditor's report that names every statement, the
 income statement and the balance sheet — a question that names a statement, or asks for a figure only a
 statement holds, gets that statement, where vector and keyword search alone bring the prose about it."""
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from rag import statements
+from rag.domain import filings
 from rag.backends.openai import RetrievalOnly
 from rag.config import Settings
 from rag.engine import Engine
-from rag.filetypes import load_pages
+from rag.reading.filetypes import load_pages
 from rag.indexer import ingest
 from rag.retrieval import Retriever
 
@@ -40,27 +40,27 @@ QUICK_RATIO = "Does 3M have a reasonably healthy liquidity profile based on its 
     ("Which business segment of JnJ will be treated as a discontinued operation?", ()),
 ])
 def test_the_statements_a_question_needs(question, wanted):
-    assert statements.asked(question) == wanted
+    assert filings.asked(question) == wanted
 
 
 def test_contract_questions_ask_for_no_statement():
     questions = [json.loads(line)["question"] for line in (DATA / "questions.jsonl").open()]
-    assert questions and not [q for q in questions if statements.asked(q)]
+    assert questions and not [q for q in questions if filings.asked(q)]
 
 
 def test_a_statement_is_known_by_its_title_above_its_rows():
     pages = load_pages(FILING, FILING.read_bytes()).pages + load_pages(STATEMENT_PAGES,
                                                                         STATEMENT_PAGES.read_bytes()).pages
-    assert [statements.title(p) for p in pages] == [
+    assert [filings.title(p) for p in pages] == [
         None, None,  # the liquidity discussion (it names the balance sheet in prose)
         None,  # the auditor's report: "the consolidated balance sheet ... statements of income ... cash flows"
         "income statement",  # "Consolidated Statement of Incom e": PDF text splits words
         "balance sheet", "balance sheet",  # "Consolidated Balance Shee t", in both files
         None,  # changes in equity
         "cash flow statement"]
-    assert statements.title("Index to Financial Statements\nConsolidated Balance Sheet 58\nConsolidated "
+    assert filings.title("Index to Financial Statements\nConsolidated Balance Sheet 58\nConsolidated "
                             "Statement of Cash Flows 60\n") is None  # no rows follow: an index
-    assert statements.title("Balance Sheet Data\nTotal assets 36,500 37,987 32,906\nLong-term debt 13,411 "
+    assert filings.title("Balance Sheet Data\nTotal assets 36,500 37,987 32,906\nLong-term debt 13,411 "
                             "12,096 10,678\n") is None  # selected data, its title no statement's
 
 
@@ -75,7 +75,7 @@ def test_a_statement_is_known_by_its_title_above_its_rows():
     ("Balance Sheet Data", None),
 ])
 def test_statement_titles_as_filings_write_them(line, name):
-    assert statements.title(f"ACME CORP\n{line}\nNet sales $ 1,000 $ 900\nCost of sales 600 500\n") == name
+    assert filings.title(f"ACME CORP\n{line}\nNet sales $ 1,000 $ 900\nCost of sales 600 500\n") == name
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 The questions a legal team asks of every contract (CUAD's 41: governing law, exclusivity, caps on
 liability ...) each have a linear model over the embedding model's sentence vectors, trained on cuad-dev's
 contracts: the clauses lawyers marked for the question and the sentences that match them, against all the
-other sentences ranked (eval/calibrate_quotes.py fits them, held out by contract; eval/reports/cuad-dev-quotes/).
+other sentences ranked (rag.domain.clause_training fits them, called by eval.calibrate_quotes, which measures
+them held out by contract: eval/reports/cuad-dev-quotes/).
 A quote answer to such a question, or to one that names the clause, adds the model's score to each
 sentence's; a question about named documents also has their chunks ranked by it, and searched for the words
 its clauses use that other sentences rarely do ("favorable" for Most Favored Nation: rag.retrieval).
@@ -24,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.lexical import stems
+from rag.text import letters, stems
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +157,10 @@ def _named(name: str, question: str) -> list[set[str]]:
     that it spells; a one-word name only if it is NAME_LETTERS long ("parties" is in too many questions)."""
     found = []
     for form in name.split("/"):
-        words, letters = stems(form), _letters(form)
-        if not words or (len(words) < 2 and len(letters) < NAME_LETTERS):
+        words, spelled = stems(form), letters(form)
+        if not words or (len(words) < 2 and len(spelled) < NAME_LETTERS):
             continue
-        if words <= stems(question) or letters in _letters(question):
+        if words <= stems(question) or spelled in letters(question):
             found.append(words)
     return found
 
-
-def _letters(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())
