@@ -3,7 +3,7 @@
 Binds to localhost and sends no usage statistics (.streamlit/config.toml). Every library error is
 shown as the message it carries, which says what to do. Nothing a document or a model wrote reaches the
 page as Markdown or HTML: document text, answers, questions, file names and error messages all go
-through `inert` (rag.passages), so none of them can load an image, a link or anything else.
+through `inert` (rag.page_view), so none of them can load an image, a link or anything else.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import streamlit as st
 
 from rag.config import Settings, load_settings
 from rag.errors import RagError
-from rag import backends, filetypes
-from rag.library import MAX_UPLOAD_MB, save_upload
+from rag import backends
+from rag.reading import filetypes
+from rag.uploads import MAX_UPLOAD_MB, save_upload
 from rag.knowledge_base import KnowledgeBase, damaged
-from rag.passages import answer_words, highlight_html, inert, page_image
+from rag.page_view import answer_words, highlight_html, inert, page_image
 from rag.paths import shown
 from rag.packing import ORDERINGS
 from rag.prompts import pages_label

@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from rag.filetypes import pdf
+from rag.reading.filetypes import pdf
 from rag.tokens import llama3_tokens
 
 

@@ -3,7 +3,7 @@ chunks them, how many chunk ends fall inside a table row, and how many chunks ca
 
     python -m eval.table_rows --index /tmp/financebench-index
 
-A table row here is a line that ends in two or more figures (rag.chunking's rule); a chunk end inside one
+A table row here is a line that ends in two or more figures (rag.reading.chunking's rule); a chunk end inside one
 leaves figures on the other side of the cut. The end of a page is no cut.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sqlite3
 from pathlib import Path
 
-from rag.chunking import chunk_pages, is_row
+from rag.reading.chunking import chunk_pages, is_row
 from rag.config import Settings
 from rag.embeddings import Embedder
 

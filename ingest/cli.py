@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from rag import filetypes
+from rag.reading import filetypes
 from rag.config import Settings
 from rag.indexer import ingest
 from rag.paths import json_safe, shown

@@ -44,9 +44,9 @@ class Settings:
 
     # Passwords tried, in order, on encrypted PDFs (the empty password is always tried first).
     pdf_passwords: tuple[str, ...] = ()
-    ocr: bool = True  # read scanned pages (an image, almost no text) with Tesseract, where it is installed (rag.ocr)
+    ocr: bool = True  # read scanned pages (an image, almost no text) with Tesseract, where it is installed (rag.reading.ocr)
 
-    # Limits on reading one file (rag.prepare); a file past one is reported `failed`, and the batch goes on.
+    # Limits on reading one file (rag.reading.worker); a file past one is reported `failed`, and the batch goes on.
     max_file_mb: int = 100  # larger files are not read at all
     parse_timeout: float = 30.0  # seconds one page (or 64K characters of text) may take; a file, 2x this + 1/6 per page
     parse_memory_mb: int = 4096  # memory the parsing process may use

@@ -18,7 +18,7 @@ Order of writes, which is what makes a killed run safe to rerun:
   3. manifest, one transaction: document `complete` + the file row pointing at it;
   4. after all files: documents no file points at, and leftovers of killed runs, are hidden then deleted.
 
-While the main process embeds, a worker process reads, parses and chunks the next files (rag.prepare),
+While the main process embeds, a worker process reads, parses and chunks the next files (rag.reading.worker),
 under limits of time, memory and size that one bad file cannot break. A document is embedded and
 stored EMBED_BATCH chunks at a time, so a huge one costs no more memory than a small one.
 """
@@ -34,8 +34,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
-from rag import filetypes
-from rag.chunking import embedded_text
+from rag.reading import filetypes
+from rag.reading.chunking import embedded_text
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError, FileError, UnknownDocumentError
@@ -44,9 +44,9 @@ from rag.knowledge_base import doc_id as make_doc_id
 from rag.lexical import Row
 from rag.manifest import Document, FileRow, now
 from rag.paths import shown
-from rag.prepare import Failed, Params, Prepared, prepare_all
+from rag.reading.worker import Failed, Params, Prepared, prepare_all
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, FileReport, IngestReport
-from rag.walk import folder_root, hash_file, read_failure, walk
+from rag.reading.walk import folder_root, hash_file, read_failure, walk
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from rag.chunking import CHUNKER_VERSION
+from rag.reading.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.errors import (IndexChangedError, IndexDamagedError, IndexInconsistentError, IndexLockedError, RagError,
                         StoreError, StoreReadError)
@@ -73,7 +73,7 @@ def lock_path(settings: Settings) -> Path:
 
 def signature(settings: Settings, model_id: str, reader: str = "") -> str:
     """What, besides the bytes, decides a document's chunks and vectors; `reader`: its file type's extractors and
-    their versions (rag.filetypes)."""
+    their versions (rag.reading.filetypes)."""
     spec = f"chunker={CHUNKER_VERSION};tokens={settings.chunk_tokens};overlap={settings.chunk_overlap};model={model_id}"
     spec += f";reader={reader}" if reader else ""
     return hashlib.sha256(spec.encode()).hexdigest()[:8]

@@ -22,7 +22,7 @@ import random as _random
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from rag.chunking import in_table
+from rag.reading.chunking import in_table
 from rag.prompts import Clean, neutralize, source_block
 from rag.statements import title
 
@@ -46,7 +46,7 @@ class Hit:
     rank: int  # 1 = best
     tokens: int = 0  # its Llama-3 token count, if known (stored at ingestion)
     section: str = ""  # a document without pages (Word, HTML): the section it starts in, cited instead of a page
-    heading: str = ""  # one that starts inside a table: the table's heading (rag.chunking.table_heading)
+    heading: str = ""  # one that starts inside a table: the table's heading (rag.reading.chunking.table_heading)
 
 
 @dataclass(frozen=True)

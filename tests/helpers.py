@@ -78,7 +78,7 @@ def processes_in_session(session: int) -> dict[int, str]:
 
 
 def parse_workers(session: int) -> list[int]:
-    return [pid for pid, cmd in processes_in_session(session).items() if "rag.prepare" in cmd]
+    return [pid for pid, cmd in processes_in_session(session).items() if "rag.reading.worker" in cmd]
 
 
 def rag(*args: str, env: dict | None = None, ignore_sigint: bool = False, **popen) -> subprocess.Popen:

@@ -1,6 +1,6 @@
 """The Streamlit workbench, driven by Streamlit's AppTest over real indexes and the real embedded model.
 
-(AppTest cannot drive a file uploader: uploads are tested in tests/test_library.py and in the real
+(AppTest cannot drive a file uploader: uploads are tested in tests/test_uploads.py and in the real
 browser, tests/test_browser.py.)
 """
 

@@ -120,7 +120,7 @@ def ask(browser, url: str, question: str):
 
 def seen(page) -> str:
     """The page's text as a reader sees it: the invisible word joiners that keep URLs from being linked
-    (rag.passages.inert) left out."""
+    (rag.page_view.inert) left out."""
     return page.locator("body").inner_text().replace("\u2060", "")
 
 

@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from rag.chunking import PAGE_BREAK, chunk_pages
-from rag.filetypes import load_pages
+from rag.reading.chunking import PAGE_BREAK, chunk_pages
+from rag.reading.filetypes import load_pages
 
 from helpers import CONTRACTS
 
@@ -94,7 +94,7 @@ def test_real_contract_chunks_fit_the_embedding_window(embedder, name):
 
 
 def test_word_and_html_table_rows_are_rows_too():
-    # Word and HTML tables come as one line per row, cells joined by " | " (rag.filetypes)
+    # Word and HTML tables come as one line per row, cells joined by " | " (rag.reading.filetypes)
     rows = "".join(f"Line item {i} | 1,{i:03d} | ({i},250) | 7.5%\n" for i in range(60))
     pages = ["Schedule of Fees\nItem | 2024 | 2023 | Change\n" + rows]
     chunks = chunk_pages(pages, words, max_tokens=80, overlap=6)

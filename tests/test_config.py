@@ -41,7 +41,7 @@ def test_bad_env_value_names_the_variable():
 
 def test_import_rag_stays_light():
     """Convention 5: the library and the CLI import no heavy module until work needs it."""
-    code = ("import sys, rag, rag.cli, rag.indexer, rag.prepare, rag.embeddings, rag.store, rag.tokens; "
+    code = ("import sys, rag, rag.cli, rag.indexer, rag.reading.worker, rag.embeddings, rag.store, rag.tokens; "
             "heavy = {'torch', 'sentence_transformers', 'transformers', 'chromadb', 'streamlit', 'pypdf'}; "
             "print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

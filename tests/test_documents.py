@@ -19,11 +19,11 @@ from rag.backends.openai import RetrievalOnly
 from rag.config import Settings
 from rag.engine import Engine
 from rag.errors import FileError
-from rag.filetypes import load_pages
-from rag.filetypes.sections import OPENING, Block, read_sections
+from rag.reading.filetypes import load_pages
+from rag.reading.filetypes.sections import OPENING, Block, read_sections
 from rag.indexer import ingest
 from rag.knowledge_base import KnowledgeBase
-from rag.library import check_content
+from rag.uploads import check_content
 from rag.report import OK
 from rag.retrieval import Retriever
 

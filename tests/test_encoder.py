@@ -11,7 +11,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embeddings import Embedder, bundled_model_path
 from rag.encoder import load
-from rag.filetypes import load_pages
+from rag.reading.filetypes import load_pages
 from rag.quotes import sentence_spans
 
 from helpers import CONTRACTS, ROOT

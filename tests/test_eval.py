@@ -13,7 +13,7 @@ from eval.harness import load_questions
 from eval.metrics import evidence_recall
 from rag.cli import main
 from rag.errors import ConfigError
-from rag.filetypes import load_pages
+from rag.reading.filetypes import load_pages
 
 from helpers import CONTRACTS, ROOT, rag, wait_for
 

@@ -6,15 +6,15 @@ import subprocess
 import sys
 import textwrap
 
-from rag import filetypes
+from rag.reading import filetypes
 from rag.errors import FileError
-from rag.library import check_content, safe_name
+from rag.uploads import check_content, safe_name
 
 from helpers import ROOT
 
 RST_TYPE = textwrap.dedent('''
     """reStructuredText, read as its text: a file type of the user's, in one module."""
-    from rag import filetypes
+    from rag.reading import filetypes
 
 
     def load(data, passwords, progress):
@@ -28,10 +28,10 @@ USE_IT = textwrap.dedent('''
     import json, sys
     from pathlib import Path
     import rst_type  # the registration
-    from rag import filetypes
+    from rag.reading import filetypes
     from rag.config import Settings
     from rag.indexer import ingest
-    from rag.library import check_content
+    from rag.uploads import check_content
 
     check_content("notes.rst", b"Governing law\\n=============\\n\\nDelaware.")
     report = ingest(Path(sys.argv[1]), Settings(index_dir=Path(sys.argv[2]), collection="types"))

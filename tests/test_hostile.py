@@ -16,10 +16,10 @@ from rag.config import Settings
 from rag.errors import FileError
 from rag.indexer import ingest, remove_file
 from rag.knowledge_base import KnowledgeBase
-from rag.prepare import Params, Prepared, prepare_all
+from rag.reading.worker import Params, Prepared, prepare_all
 from rag.report import FAILED, OK
 from rag.retrieval import Retriever
-from rag.walk import hash_file
+from rag.reading.walk import hash_file
 
 from helpers import CONTRACTS, ROOT
 from hostile import escape_in_error_pdf, slow_pdf

@@ -11,9 +11,9 @@ import pytest
 import pypdf
 
 from rag.errors import FileError, NoTextError
-from rag.filetypes import Options, for_path, load_pages
-from rag.library import check_content
-from rag.prepare import Params, prepare_file
+from rag.reading.filetypes import Options, for_path, load_pages
+from rag.uploads import check_content
+from rag.reading.worker import Params, prepare_file
 
 from helpers import CONTRACTS, ROBUSTNESS, SHARED, needs_shared
 

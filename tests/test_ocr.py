@@ -9,7 +9,7 @@ import sys
 
 from rag.config import Settings
 from rag.engine import Engine
-from rag.filetypes import Options, load_pages
+from rag.reading.filetypes import Options, load_pages
 from rag.indexer import ingest
 from rag.backends.openai import RetrievalOnly
 from rag.report import NO_TEXT, OK
@@ -62,8 +62,8 @@ def test_a_scan_is_left_unread_with_ocr_off_then_read_once_it_is_on(tmp_path, em
 
 def test_without_tesseract_a_scan_says_how_to_install_it(tmp_path):
     """Tesseract not on the PATH: the scan is `no_text`, and the reason names the Debian packages."""
-    script = ("import sys; from pathlib import Path; from rag.filetypes import load_pages; from rag.errors import "
-              "FileError\np = Path(sys.argv[1])\ntry:\n    load_pages(p, p.read_bytes())\nexcept FileError as e:\n"
+    script = ("import sys; from pathlib import Path; from rag.reading.filetypes import load_pages; "
+              "from rag.errors import FileError\np = Path(sys.argv[1])\ntry:\n    load_pages(p, p.read_bytes())\nexcept FileError as e:\n"
               "    print(e.status, e)")
     out = subprocess.run([sys.executable, "-c", script, str(SCAN)], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PATH": str(tmp_path)})
@@ -72,7 +72,7 @@ def test_without_tesseract_a_scan_says_how_to_install_it(tmp_path):
 
 
 def test_ocr_on_and_off_are_documents_of_different_signatures():
-    from rag.filetypes import for_path
+    from rag.reading.filetypes import for_path
 
     pdf = for_path("scan.pdf")
     assert pdf.reader(Options(ocr=True)) != pdf.reader(Options(ocr=False))
@@ -138,8 +138,8 @@ def test_ocr_stopped_early_is_no_failure_and_a_damaged_image_says_so(caplog):
     cannot read says so."""
     import pypdfium2
 
-    from rag.filetypes.pdf import _image
-    from rag.ocr import OcrError, recognize, recognize_all
+    from rag.reading.filetypes.pdf import _image
+    from rag.reading.ocr import OcrError, recognize, recognize_all
 
     pdf = pypdfium2.PdfDocument(SCAN.read_bytes())
     try:

@@ -99,8 +99,8 @@ def test_real_consecutive_chunks_join_back_into_the_document(embedder):
     from tokenizers import Tokenizer
 
     from helpers import CONTRACTS
-    from rag.chunking import PAGE_BREAK, chunk_pages
-    from rag.filetypes import load_pages
+    from rag.reading.chunking import PAGE_BREAK, chunk_pages
+    from rag.reading.filetypes import load_pages
 
     path = sorted(CONTRACTS.glob("*.pdf"))[0]
     pages = load_pages(path, path.read_bytes()).pages

@@ -1,6 +1,6 @@
 """Document text never becomes prompt structure."""
 
-from rag.filetypes import load_pages
+from rag.reading.filetypes import load_pages
 from rag.prompts import messages, neutralize, source_block
 from rag.tokens import llama3_encoding
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from rag.chunking import PAGE_BREAK, chunk_pages, embedded_text, in_table
+from rag.reading.chunking import PAGE_BREAK, chunk_pages, embedded_text, in_table
 from rag.config import Settings
 from rag.engine import Engine
-from rag.filetypes import load_pages
+from rag.reading.filetypes import load_pages
 from rag.indexer import ingest
 
 FILING = Path(__file__).parent / "files" / "3M_2018_10K_pages_58-60.pdf"

@@ -8,8 +8,8 @@ import pytest
 from rag.errors import FileError, UnknownDocumentError
 from rag.indexer import ingest, remove_file
 from rag.knowledge_base import KnowledgeBase, uploads_dir
-from rag.library import MAX_UPLOAD_MB, check_content, safe_name, save_upload
-from rag.passages import answer_words, highlight_html, render_page
+from rag.uploads import MAX_UPLOAD_MB, check_content, safe_name, save_upload
+from rag.page_view import answer_words, highlight_html, render_page
 from rag.retrieval import Retriever
 
 from helpers import CONTRACTS

@@ -8,7 +8,7 @@ office scans against the born-digital originals (share of the original's word tr
 0.959; RapidOCR (PP-OCRv4 ONNX models from its wheel) 17 s a page, 0.959: it uses every core for one page
 and runs words together ("shall.mean").
 
-Nothing here knows about PDFs: a caller renders each page (rag.filetypes.pdf) and gets its text back.
+Nothing here knows about PDFs: a caller renders each page (rag.reading.filetypes.pdf) and gets its text back.
 """
 
 from __future__ import annotations

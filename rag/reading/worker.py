@@ -15,7 +15,7 @@ cleanly, and it can be held to limits that one bad file must not break:
   exits when its stdin closes, and on Linux the kernel kills it when its parent dies. It runs in its
   own process group, so Ctrl-C reaches only the main process, which stops it.
 
-The worker is a plain `python -m rag.prepare` subprocess exchanging pickled messages over its stdin
+The worker is a plain `python -m rag.reading.worker` subprocess exchanging pickled messages over its stdin
 and stdout: nothing else is re-imported, and no helper process is left behind. It loads no torch: it
 gets the embedding tokenizer as JSON.
 """
@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from rag.chunking import WINDOW_CHARS, Chunk, chunk_pages
+from rag.reading.chunking import WINDOW_CHARS, Chunk, chunk_pages
 from rag.errors import FileError
-from rag.filetypes import Options, load_pages
+from rag.reading.filetypes import Options, load_pages
 from rag.paths import PrintableFormatter, shown
-from rag.walk import open_regular, read_error_reason, too_large
+from rag.reading.walk import open_regular, read_error_reason, too_large
 
 LOOKAHEAD = 2  # files prepared ahead of the one being embedded
 PROGRESS_EVERY = 1.0  # seconds between progress messages, at most (a quarter of parse_timeout when that is less)
@@ -65,7 +65,7 @@ class Params:
     memory_mb: int = 4096  # parse_memory_mb
     max_bytes: int = 100 * 2**20  # max_file_mb
     root: str = "/"  # links are followed only to files inside this folder
-    type_modules: tuple[str, ...] = ()  # modules of file types registered outside rag.filetypes: imported here too
+    type_modules: tuple[str, ...] = ()  # modules of file types registered outside rag.reading.filetypes: imported too
     ocr: bool = True  # read scanned pages by OCR
 
 
@@ -82,7 +82,7 @@ class Prepared:
     peak_mb: float = 0.0  # the worker's peak memory so far
     texts: list[str] = field(default_factory=list)  # each page's text, kept for quotes
     ocr: tuple[int, ...] = ()  # the pages whose text came from OCR
-    sections: tuple[str, ...] = ()  # a document without pages: each page's section label (rag.filetypes.sections)
+    sections: tuple[str, ...] = ()  # a document without pages: each page's section label (filetypes.sections)
 
 
 @dataclass
@@ -131,11 +131,11 @@ class _Worker:
         self.where = ""  # the first job's last reported step
         self.sha256 = ""  # the first job's bytes, once the worker has read and hashed them
         self.ready = False  # started: from then on, silence means a file is stuck
-        here = str(Path(__file__).resolve().parents[1])
+        here = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
                "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "rag.prepare", str(os.getpid())], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, process_group=0)
+        self.proc = subprocess.Popen([sys.executable, "-m", "rag.reading.worker", str(os.getpid())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, process_group=0)
         self._fd = self.proc.stdout.fileno()
         self._buffer = bytearray()
         self._send(params)
@@ -476,9 +476,9 @@ def _serve(parent: int) -> None:
 
 
 if __name__ == "__main__":
-    from rag import prepare  # this module under its own name, so what it pickles unpickles on the other side
+    from rag.reading import worker  # this module under its own name, so what it pickles unpickles on the other side
 
     try:
-        prepare._serve(int(sys.argv[1]))
+        worker._serve(int(sys.argv[1]))
     except (BrokenPipeError, EOFError):  # the main process is gone (perhaps before it said what to do)
         os._exit(0)

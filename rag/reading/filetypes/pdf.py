@@ -1,5 +1,5 @@
 """PDF: text per page (pages numbered from 1) through PDFium (pypdfium2, the engine Chrome uses), with pypdf
-for what PDFium cannot open, and OCR (rag.ocr) for pages that hold an image and almost no text: scans.
+for what PDFium cannot open, and OCR (rag.reading.ocr) for pages that hold an image and almost no text: scans.
 Encrypted files are opened with the empty password, then the configured ones.
 
 Why PDFium first (measured, DESIGN.md): on a 10-K it reads ~30x faster than pypdf, keeps a table's row on
@@ -17,9 +17,9 @@ import re
 from functools import lru_cache
 from typing import Sequence
 
-from rag import ocr as _ocr
+from rag.reading import ocr as _ocr
 from rag.errors import FileError
-from rag.filetypes import FileType, Options, Progress, Read, no_progress, register
+from rag.reading.filetypes import FileType, Options, Progress, Read, no_progress, register
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, NamedTuple
 
-from rag.filetypes import Read
+from rag.reading.filetypes import Read
 
 OPENING = "start of the document"  # the label of what comes before the first heading or clause
 LABEL_CHARS = 80  # a label longer than this is cut at a word

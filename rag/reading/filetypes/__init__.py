@@ -9,8 +9,8 @@ read the registry, so a new type touches nothing else.
 A loader gets the bytes already read (and hashed) by the caller, so what is indexed is exactly what
 was hashed, and the reading options; it returns the text of each page, or a `Read` that also names the
 pages whose text came from OCR, or, for a document without pages (Word, HTML), gives each "page" (a
-section) its label (rag.filetypes.sections). Problems that make the file unusable raise `FileError` / `NoTextError`
-with the reason the ingest report shows; a page that fails alone is logged and left empty.
+section) its label (rag.reading.filetypes.sections). Problems that make the file unusable raise `FileError` /
+`NoTextError` with the reason the ingest report shows; a page that fails alone is logged and left empty.
 """
 
 from __future__ import annotations
@@ -106,4 +106,4 @@ def load_pages(path: Path, data: bytes, options: Options = Options(), progress: 
     return Read(pages, read.ocr, read.sections)
 
 
-from rag.filetypes import docx, html, pdf, text  # noqa: E402,F401  (the types: each registers itself)
+from rag.reading.filetypes import docx, html, pdf, text  # noqa: E402,F401  (the types: each registers itself)

@@ -1,12 +1,12 @@
 """Plain text (.txt) and Markdown (.md): one page, UTF-8 (with or without BOM) or UTF-16 with a BOM;
-anything else is reported, not guessed: binary data by what it is (rag.filetypes.sniff: "holds gzip-compressed
+anything else is reported, not guessed: binary data by what it is (rag.reading.filetypes.sniff: "holds gzip-compressed
 data: unpack it (gunzip) first"), other encodings with how to convert them."""
 
 from __future__ import annotations
 
 from rag.errors import FileError
-from rag.filetypes import FileType, Options, Progress, register
-from rag.filetypes.sniff import BINARY, binary_text, bom, not_text
+from rag.reading.filetypes import FileType, Options, Progress, register
+from rag.reading.filetypes.sniff import BINARY, binary_text, bom, not_text
 
 
 def load_text(data: bytes, options: Options | None = None, progress: Progress | None = None) -> list[str]:

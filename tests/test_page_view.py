@@ -1,4 +1,4 @@
-"""Showing pages and document text (rag.passages) on hostile input: a page of any shape renders within a
+"""Showing pages and document text (rag.page_view) on hostile input: a page of any shape renders within a
 screen's pixels, in a real process whose memory is bounded; text that looks like a URL or an e-mail address
 never becomes a link, even where Streamlit reads it as Markdown."""
 
@@ -19,7 +19,7 @@ TALL_QUOTE = "Late payments bear interest at one percent per month."
 MEMORY = 1 << 30  # bytes of address space for the rendering process: the unbounded render needed 18 GB
 RENDER = """
 import json, resource, sys, time
-from rag.passages import render_page
+from rag.page_view import render_page
 started = time.monotonic()
 png = render_page(sys.argv[1], 1, highlight=[sys.argv[3]])
 open(sys.argv[2], "wb").write(png)
@@ -55,7 +55,7 @@ def test_a_page_of_an_absurd_shape_renders_small_in_bounded_memory(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout)
     print(f"rendered the 10 x 14,400 pt page in {measured['seconds']:.2f} s, peak {measured['peak_mb']:.0f} MB")
-    from rag.passages import MAX_PAGE_PIXELS, MAX_PAGE_SIDE
+    from rag.page_view import MAX_PAGE_PIXELS, MAX_PAGE_SIDE
 
     png = out.read_bytes()
     width, height = Image.open(io.BytesIO(png)).size
@@ -74,7 +74,7 @@ def test_a_page_of_an_absurd_shape_renders_small_in_bounded_memory(tmp_path):
 def test_a_page_is_shown_as_asked_unless_that_would_not_fit_a_screen(tmp_path, size, shrunk):
     from PIL import Image
 
-    from rag.passages import MAX_PAGE_PIXELS, MAX_PAGE_SIDE, page_image
+    from rag.page_view import MAX_PAGE_PIXELS, MAX_PAGE_SIDE, page_image
 
     pdf = tall_pdf(tmp_path / "page.pdf", *size)
     shown = page_image(pdf, 1, width=900, highlight=[TALL_QUOTE])
@@ -93,7 +93,7 @@ def test_a_page_is_shown_as_asked_unless_that_would_not_fit_a_screen(tmp_path, s
 def test_an_ordinary_page_renders_at_the_asked_width(tmp_path):
     from PIL import Image
 
-    from rag.passages import page_image, render_page
+    from rag.page_view import page_image, render_page
 
     pdf = text_pdf(tmp_path / "letter.pdf", ["The governing law is the law of Delaware."])
     assert Image.open(io.BytesIO(render_page(pdf, 1, width=400))).size == (400, 518)
@@ -111,7 +111,7 @@ LINKABLE = ["http://127.0.0.1:8765/x.png", "see https://example.com/a?b=c.", "HT
 
 @pytest.mark.parametrize("text", LINKABLE)
 def test_inert_text_holds_no_autolink_literal_yet_reads_the_same(text):
-    from rag.passages import inert
+    from rag.page_view import inert
 
     decoded = html.unescape(inert(text))  # what a Markdown parser has in its text node
     assert not AUTOLINK_URL.search(decoded) and not AUTOLINK_EMAIL.search(decoded), decoded

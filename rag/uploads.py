@@ -1,8 +1,9 @@
-"""The knowledge base as people manage it: files they upload, documents they remove.
+"""Files people upload through the app, checked and saved into the folder the app ingests (removing a document
+is rag.indexer.remove_file).
 
 Uploads are untrusted: the name is reduced to a plain file name (no folders, no path traversal, no
 control characters), the type is checked by content as well as by extension (each file type says how:
-rag.filetypes), and the size is capped. An accepted upload is
+rag.reading.filetypes), and the size is capped. An accepted upload is
 written into the collection's uploads folder (index_dir/uploads/COLLECTION) and ingested from there.
 """
 
@@ -14,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from rag import filetypes
+from rag.reading import filetypes
 from rag.config import Settings
 from rag.errors import FileError
 from rag.knowledge_base import uploads_dir

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from rag.errors import FileError
-from rag import filetypes
+from rag.reading import filetypes
 from rag.paths import shown
 from rag.report import FAILED, SKIPPED, FileReport
 

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from rag.errors import FileError
 from rag.paths import shown
+from rag.text import COMMON
 
 PAGE_WIDTH = 900  # pixels: a page as wide as the app's column
 MAX_PAGE_PIXELS = 4_000_000  # a letter page at 900 wide is 1.2M; a taller one is shown smaller (as ocr.MAX_PIXELS)
@@ -30,14 +31,11 @@ _AUTOLINK = re.compile(r"(?i)https?(?=://)|www(?=\.)|@")
 _WORD_JOINER = "\u2060"
 
 _WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
-_PLAIN = frozenset("""the and for that this with are was were from have has not any shall will which such its
-into upon than then there their them they been being also may must can could would should under other said
-documents does""".split())
 
 
 def answer_words(answer: str) -> set[str]:
     """The words of an answer worth marking in its sources (three letters or more, not the commonest)."""
-    return {w.lower() for w in _WORD.findall(answer)} - _PLAIN
+    return {w.lower() for w in _WORD.findall(answer)} - COMMON
 
 
 def inert(text: str) -> str:
@@ -151,7 +149,7 @@ def _draw(pdf, page: int, width: int, highlight: Sequence[str]) -> PageImage:
 def _boxes(sheet, text: str) -> list[tuple[float, float, float, float]]:
     """The boxes of the page's characters that spell `text`, compared in letters and digits only (the stored
     text and PDFium's may differ in spaces, line breaks and punctuation); [] when the page does not hold it."""
-    from rag.quotes import letters_at
+    from rag.text import letters_at
 
     wanted = letters_at(text)[0]
     textpage = sheet.get_textpage()

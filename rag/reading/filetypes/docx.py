@@ -1,5 +1,5 @@
 """Word (.docx): paragraphs and tables in reading order (python-docx), as sections that open at each heading
-(Word's Heading and Title styles) and each numbered clause (rag.filetypes.sections); a table row is one line.
+(Word's Heading and Title styles) and each numbered clause (rag.reading.filetypes.sections); a table row is one line.
 
 Word's automatic list numbers are not in the text python-docx gives: a clause numbered that way is found
 by its heading style, not its number. Block content controls (w:sdt: a template's fields, a cover page)
@@ -15,8 +15,8 @@ import zipfile
 from typing import Iterator
 
 from rag.errors import FileError
-from rag.filetypes import FileType, Options, Progress, Read, no_progress, register
-from rag.filetypes.sections import Block, read_sections
+from rag.reading.filetypes import FileType, Options, Progress, Read, no_progress, register
+from rag.reading.filetypes.sections import Block, read_sections
 
 ZIP = b"PK\x03\x04"
 

@@ -1,5 +1,5 @@
 """HTML (.html, .htm): the text a browser shows, in reading order (lxml), as sections that open at each heading
-(h1-h6) and each numbered clause (rag.filetypes.sections); a table row is one line, its cells joined by " | ".
+(h1-h6) and each numbered clause (rag.reading.filetypes.sections); a table row is one line, its cells joined by " | ".
 
 Scripts, styles, forms' hidden parts, elements with the `hidden` attribute, elements hidden with `display:none`
 (the XBRL header of an SEC filing) and text under `visibility:hidden` (unless a part inside shows itself again
@@ -9,7 +9,7 @@ the page refers to is fetched: no images, no stylesheets, no links.
 The encoding is decided as a browser decides it: a byte-order mark (UTF-8, UTF-16LE, UTF-16BE) wins over
 everything, a `<meta charset>` included; then the page's own `<meta charset>` (one that says UTF-16 without a
 BOM means UTF-8); then UTF-8, else Windows-1252. A file that is not text (gzip, a zip, an image, random bytes)
-fails with what it is and what to do (rag.filetypes.sniff).
+fails with what it is and what to do (rag.reading.filetypes.sniff).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from functools import lru_cache
 from typing import Iterator
 
 from rag.errors import FileError, NoTextError
-from rag.filetypes import FileType, Options, Progress, Read, no_progress, register
-from rag.filetypes.sections import Block, read_sections
-from rag.filetypes.sniff import BINARY, binary_text, bom, not_text
+from rag.reading.filetypes import FileType, Options, Progress, Read, no_progress, register
+from rag.reading.filetypes.sections import Block, read_sections
+from rag.reading.filetypes.sniff import BINARY, binary_text, bom, not_text
 
 RULES = 2  # bump when what is read from a page changes (2: BOMs decide; `hidden`, visibility:hidden left out)
 NO_TEXT = "no text (the page shows none)"
