@@ -14,8 +14,10 @@ import string
 from collections import Counter
 from typing import Iterable, Sequence
 
+from rag.text import WORD, letters
+
 WINDOW = 60
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")  # what parts a quote's words (rag.text.WORD, but keeping the empty ends)
 _CITATION = re.compile(r"\[\d{1,3}\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’")
@@ -62,11 +64,6 @@ METRIC_DEFINITIONS = {
 }
 
 
-def letters(text: str) -> str:
-    """Lowercase letters and digits only: the form gold evidence and PDF text are compared in."""
-    return _NOT_ALNUM.sub("", text.lower())
-
-
 def windows(piece: str) -> list[tuple[int, str]]:
     """(start, window) pairs tiling a normalised piece; the last window ends at the piece's end."""
     if len(piece) <= WINDOW:
@@ -96,15 +93,15 @@ def evidence_recall(evidence: Sequence[str], texts: Iterable[str]) -> float | No
 
 def trigrams(text: str, n: int = 3) -> set[tuple[str, ...]]:
     """The text's runs of `n` consecutive words (lowercase letters and digits)."""
-    words = _NOT_ALNUM.sub(" ", text.lower()).split()
+    words = WORD.findall(text.lower())
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
 def evidence_words(evidence: Sequence[str], texts: Iterable[str]) -> float | None:
     """Share of the evidence's word trigrams (of each piece; a piece of one or two words is its own run) found
     among the runs of words of `texts`."""
-    wanted = set().union(*(trigrams(e, min(3, len(_NOT_ALNUM.sub(" ", e.lower()).split()))) for e in evidence
-                           if _NOT_ALNUM.sub("", e.lower())))
+    wanted = set().union(*(trigrams(e, min(3, len(WORD.findall(e.lower())))) for e in evidence
+                           if letters(e)))
     if not wanted:
         return None
     texts = list(texts)

@@ -65,7 +65,10 @@ def chromium():
 @pytest.fixture
 def served(sample_index, tmp_path):
     index = tmp_path / "index"  # a copy: the test adds a document
-    shutil.copytree(sample_index.index_dir, index)
+    # copied by another process: a file this process opens and closes drops every POSIX lock it holds on that
+    # file, so copying the manifest here would let the next process to close it delete its WAL and shared
+    # memory under this process's open connections (later tests then read it as "disk I/O error")
+    subprocess.run(["cp", "-R", str(sample_index.index_dir), str(index)], check=True)
     with streamlit_app(index, sample_index.collection, tmp_path, RAG_LLM_BACKEND="embedded",
                        RAG_MAX_ANSWER_TOKENS="48") as url:
         yield url
