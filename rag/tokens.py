@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
+LLAMA31_WINDOW = 131_072  # tokens Llama 3.1 reads at most: its context window, and the most any model here is given
+
 
 @functools.cache
 def llama3_encoding():

@@ -3,6 +3,7 @@ and sent), a generic OpenAI-compatible server (window required), and `auto` reco
 Servers are real processes on real sockets (Ollama's API spoken by tests/scripted_ollama.py)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -25,8 +26,14 @@ def test_every_interface_offers_what_the_registry_holds():
         shown = subprocess.run([sys.executable, "-m", "rag.cli", command, "--help"], capture_output=True, text=True,
                                cwd=ROOT).stdout
         assert all(name in shown for name in names), command
+    # an unknown backend is refused, naming the choices, where settings are loaded (the CLI, the app) and opened
     with pytest.raises(ConfigError, match="use auto or one of openai, vllm, ollama"):
-        Settings(llm_backend="nonsense")
+        backends.check(Settings(llm_backend="nonsense"))
+    with pytest.raises(ConfigError, match="use auto or one of openai, vllm, ollama"):
+        backends.open_llm(Settings(llm_backend="nonsense"))
+    refused = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Which law governs?"], capture_output=True,
+                             text=True, cwd=ROOT, env={**os.environ, "RAG_LLM_BACKEND": "nonsense"})
+    assert refused.returncode == 2 and "use auto or one of openai, vllm, ollama" in refused.stderr
     for name in names:
         b = backends.get(name)
         assert b.title and b.window_from and b.tokenizer  # each says how it learns its window, what counts

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Protocol
 
 from rag.config import Settings
 from rag.errors import ConfigError, LLMUnavailableError
+from rag.tokens import llama3_tokens, llama31_prompt_tokens
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,19 @@ class LLM(Protocol):
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]: ...
 
 
+class CountsLlama3:
+    """An LLM's counting, with Meta's Llama-3 tokenizer and the Llama 3.1 chat template: for a server's model,
+    whose tokenizer is not ours to read (exact for Llama 3.x, an estimate otherwise), and for no model at all."""
+
+    counts_llama3 = True
+
+    def count(self, text: str) -> int:
+        return llama3_tokens(text)
+
+    def count_messages(self, messages: list[dict[str, str]]) -> int:
+        return llama31_prompt_tokens(messages)
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str  # the setting's value: llm_backend = "vllm"
@@ -56,6 +70,9 @@ class Backend:
     streams: bool = True
     start: str = ""  # how to start such a server, for "did not answer" errors
     detect: Callable[[str, float], bool] | None = None  # is the server at this URL one of ours? (for `auto`)
+    # unless `embedded_model` names another, it answers with the small model the product bundles, too small to
+    # write answers (so `answer = auto` quotes, known without loading it)
+    bundled_model: bool = False
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -76,8 +93,27 @@ def get(name: str) -> Backend:
         raise ConfigError(f"llm_backend {name!r}: use auto or one of {', '.join(_BACKENDS)}") from None
 
 
+def check(settings: Settings) -> Settings:
+    """The settings, once their llm_backend is `auto` or a registered backend (else ConfigError naming the choices).
+    The edges that load settings (the CLI, the app) check them so; rag.config cannot, as this module imports it."""
+    if settings.llm_backend != "auto":
+        get(settings.llm_backend)
+    return settings
+
+
 def servers() -> list[Backend]:
     return [b for b in _BACKENDS.values() if b.needs_url]
+
+
+FALLBACK = "embedded"  # what `auto` answers with when no server is set, or the one set does not answer
+
+
+def planned(settings: Settings) -> Backend | None:
+    """The backend open_llm opens for these settings, where that is known without asking a server (None: `auto`
+    with a server's URL, whose kind only the server can say)."""
+    if settings.llm_backend != "auto":
+        return get(settings.llm_backend)
+    return None if settings.llm_url else get(FALLBACK)
 
 
 def open_llm(settings: Settings) -> LLM:
@@ -90,12 +126,12 @@ def open_llm(settings: Settings) -> LLM:
                               "http://localhost:8000")
         return backend.open(settings)
     if not settings.llm_url:
-        return get("embedded").open(settings)
+        return get(FALLBACK).open(settings)
     try:
         return recognise(settings.llm_url, settings.llm_timeout).open(settings)
     except LLMUnavailableError as e:
         log.warning("%s; answering with the embedded model instead", e)
-        llm = get("embedded").open(settings)
+        llm = get(FALLBACK).open(settings)
         llm.fallback = str(e)
         return llm
 

@@ -15,6 +15,7 @@ from typing import Iterator
 from rag.backends import Backend, get, register
 from rag.config import Settings
 from rag.errors import ConfigError
+from rag.tokens import LLAMA31_WINDOW
 
 BUNDLED_MAX_BUDGET = 2048  # source tokens given to the bundled SmolLM2-135M, whatever the budget setting
 TOO_SMALL = ("the bundled SmolLM2-135M is too small to write answers: it invents names, figures and dates that "
@@ -62,7 +63,7 @@ class EmbeddedLLM:
     def _window(self) -> int:
         tokenizer = self.tokenizer()
         config_window = getattr(self._config(), "max_position_embeddings", 0) or 0
-        return min(w for w in (config_window, tokenizer.model_max_length, 131072) if w and w > 0)
+        return min(w for w in (config_window, tokenizer.model_max_length, LLAMA31_WINDOW) if w and w > 0)
 
     def _config(self):
         from transformers import AutoConfig
@@ -120,4 +121,4 @@ class EmbeddedLLM:
 
 register(Backend(
     "embedded", "embedded model", EmbeddedLLM, needs_url=False, window_from="the model's own configuration",
-    tokenizer="the model's own tokenizer and chat template"))
+    tokenizer="the model's own tokenizer and chat template", bundled_model=True))

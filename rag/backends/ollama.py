@@ -16,16 +16,15 @@ import urllib.error
 import urllib.request
 from typing import Iterator
 
-from rag.backends import Backend, answers, down, get, get_json, register
+from rag.backends import Backend, CountsLlama3, answers, down, get, get_json, register
 from rag.backends.openai import SERVER_SPECIAL_TOKENS
 from rag.config import Settings
 from rag.errors import ConfigError, LLMTimeoutError, LLMUnavailableError
-from rag.tokens import llama3_tokens, llama31_prompt_tokens
 
 START = "ollama serve (then: ollama pull llama3.1)"
 
 
-class OllamaServer:
+class OllamaServer(CountsLlama3):
     too_small = ""
 
     def __init__(self, settings: Settings):
@@ -46,19 +45,12 @@ class OllamaServer:
                 f"Ollama at {self.url} does not say the context window it runs {self.model_name!r} with (no num_ctx in its "
                 f"Modelfile{f'; the model reads up to {trained} tokens' if trained else ''}): set "
                 "RAG_LLM_CONTEXT_WINDOW (llm_context_window), e.g. 32768, and rag asks Ollama for exactly that window")
-        self.counts_llama3 = True
         self.special_tokens = SERVER_SPECIAL_TOKENS
         self.max_budget = 0
         self.describe = f"Ollama: {self.model_name} at {self.url} ({self.context_window} tokens)"
 
     def load(self) -> None:
         pass  # the server holds the model
-
-    def count(self, text: str) -> int:
-        return llama3_tokens(text)
-
-    def count_messages(self, messages: list[dict[str, str]]) -> int:
-        return llama31_prompt_tokens(messages)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         body = {"model": self.model_name, "messages": messages, "stream": True,

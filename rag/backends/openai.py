@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Iterator
 
-from rag.backends import Backend, down, get, get_json, register
+from rag.backends import Backend, CountsLlama3, down, get, get_json, register
 from rag.config import Settings
 from rag.errors import ConfigError, LLMTimeoutError, LLMUnavailableError
-from rag.tokens import llama3_tokens, llama31_prompt_tokens
+from rag.tokens import LLAMA31_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ SERVER_SPECIAL_TOKENS = frozenset({"<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>"
                                    "[AVAILABLE_TOOLS]", "[TOOL_CALLS]", "<think>", "</think>"})
 
 
-class OpenAIServer:
+class OpenAIServer(CountsLlama3):
     """A chat model behind `/v1/chat/completions`. Subclasses say how they learn the window (`_window`)."""
 
     kind = "openai"  # the registry's name for the class's backend
@@ -46,7 +46,6 @@ class OpenAIServer:
             raise ConfigError(
                 f"the {self.backend.title} at {self.url} does not say its context window for {self.model_name!r}: set "
                 "RAG_LLM_CONTEXT_WINDOW (llm_context_window) to the window it serves, so prompts are never cut")
-        self.counts_llama3 = True
         self.special_tokens = SERVER_SPECIAL_TOKENS
         self.max_budget = 0
         self.describe = f"{self.backend.title}: {self.model_name} at {self.url} ({self.context_window} tokens)"
@@ -61,12 +60,6 @@ class OpenAIServer:
 
     def load(self) -> None:
         pass  # the server holds the model
-
-    def count(self, text: str) -> int:
-        return llama3_tokens(text)
-
-    def count_messages(self, messages: list[dict[str, str]]) -> int:
-        return llama31_prompt_tokens(messages)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         import openai
@@ -95,28 +88,21 @@ register(Backend(
     concurrent=True))
 
 
-class RetrievalOnly:
+class RetrievalOnly(CountsLlama3):
     """No model: prompts counted as Llama-3.1-8B-Instruct would read them, for retrieval-only evaluation."""
 
     backend = Backend("none", "no model", lambda settings: RetrievalOnly(), needs_url=False,
                       window_from="Llama 3.1's 131,072 tokens", tokenizer="Meta's Llama-3 tokenizer")
     describe = "none (retrieval only; prompts counted for Llama-3.1-8B-Instruct)"
     model_name = ""
-    context_window = 131072
+    context_window = LLAMA31_WINDOW
     max_budget = 0
-    counts_llama3 = True
     special_tokens = SERVER_SPECIAL_TOKENS
     fallback = ""
     too_small = ""
 
     def load(self) -> None:
         pass
-
-    def count(self, text: str) -> int:
-        return llama3_tokens(text)
-
-    def count_messages(self, messages: list[dict[str, str]]) -> int:
-        return llama31_prompt_tokens(messages)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         raise ConfigError("retrieval-only: no language model was opened")
