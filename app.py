@@ -18,7 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rag.config import Settings, load_settings
+from rag.config import ANSWER_MODES, ORDERINGS, Settings, load_settings
 from rag.errors import RagError
 from rag import backends
 from rag.reading import filetypes
@@ -26,11 +26,10 @@ from rag.uploads import MAX_UPLOAD_MB, save_upload
 from rag.knowledge_base import KnowledgeBase, damaged
 from rag.page_view import answer_words, highlight_html, inert, page_image
 from rag.paths import shown
-from rag.packing import ORDERINGS
 from rag.prompts import pages_label
-from rag.quotes import WEAK
+from rag.quotes import WEIGHTS
 
-BUDGETS = {"4K": 4096, "8K": 8192, "16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}
+BUDGETS = {f"{k}K": k * 1024 for k in (4, 8, 16, 32, 64, 128)}  # the context budgets offered, 128K: Llama 3.1's window
 HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
 NAME_PIXELS = (24, 7.5, 900)  # the Library's file column: padding, pixels a character (13 px type), at most
 log = logging.getLogger("rag.app")
@@ -43,7 +42,7 @@ state.setdefault("turns", [])
 
 
 def settings() -> Settings:
-    return load_settings(state.overrides)
+    return backends.check(load_settings(state.overrides))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -155,7 +154,7 @@ def quote_cards(answer: dict, key: str) -> None:
         st.caption(f"The closest sentences scored {answer['ranked'][0]['score']:.2f}, under the 0 a quote answer "
                    "needs; they are below for you to judge.")
     elif answer.get("weak"):
-        st.caption(f"A weak match: the best sentence scored {answer['ranked'][0]['score']:.2f}, under the {WEAK} "
+        st.caption(f"A weak match: the best sentence scored {answer['ranked'][0]['score']:.2f}, under the {WEIGHTS.weak} "
                    "of an answer; the sentences are below for you to judge.")
     for i, q in enumerate(answer["quotes"] or answer["ranked"]):
         with st.container(border=True):
@@ -256,7 +255,7 @@ def ask_tab(s: Settings) -> None:
                 context = engine.context(question, scope or None, history=history, quoting=True,
                                          top_k=question_options(s)["top_k"])
                 progress.update(label="Choosing the sentences that answer ...")
-                answer = engine.quoted(context)
+                answer = engine.quote_answer(context)
             else:
                 context = engine.context(question, scope or None, history=history, **question_options(s))
         except RagError as e:
@@ -389,7 +388,7 @@ def settings_tab(s: Settings) -> None:
         url = st.text_input("Server URL (vLLM, Ollama, llama.cpp or any OpenAI-compatible server)", s.llm_url,
                             placeholder="http://localhost:8000")
         model = st.text_input("Model name on the server", s.llm_model, placeholder="the first one it lists")
-        modes = ["auto", "quote", "generate"]
+        modes = ["auto", *ANSWER_MODES]
         answer = st.radio("Answers", modes, horizontal=True, index=modes.index(s.answer),
                           help="quote: the sentences that answer, verbatim, no language model; generate: the model "
                                "writes the answer; auto: quote with the small embedded model, generate with a server")

@@ -11,10 +11,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from rag import backends
-from rag.config import Settings, parse_tokens
+from rag.cli import add_answer_option, add_model_options
+from rag.config import ORDERINGS, Settings, parse_tokens
 from rag.errors import ConfigError
-from rag.packing import ORDERINGS
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -28,10 +27,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--orderings", default="golden", help=f"comma-separated, of {', '.join(ORDERINGS)}")
     p.add_argument("--budgets", help="comma-separated source budgets, e.g. 4k,16k,64k (default: the budget setting)")
     p.add_argument("--retrieval-only", action="store_true", help="no language model: evidence and retrieval metrics")
-    p.add_argument("--answer", dest="answer", choices=["quote", "generate"],
-                   help="quote: the best sentences, verbatim, no language model (--budgets are then quote budgets, "
-                        "default the quote_budget setting); generate: the model answers. Default: quote with the "
-                        "embedded model, generate with a server's")
+    add_answer_option(p, "quote: the best sentences, verbatim, no language model (--budgets are then quote budgets, "
+                         "default the quote_budget setting); generate: the model answers. Default: quote with the "
+                         "embedded model, generate with a server's")
     p.add_argument("--limit", type=int, default=0, help="the first N questions (after --sample)")
     p.add_argument("--sample", type=int, default=0, help="a seeded random sample of N questions")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
@@ -45,9 +43,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="leave the sources' texts out of results.jsonl (a dev-set grid's would take GBs)")
     p.add_argument("--judge-url", help="OpenAI-compatible server of an optional LLM judge")
     p.add_argument("--judge-model", default="", help="the judge's model name (default: the first it lists)")
-    p.add_argument("--backend", dest="llm_backend", choices=["auto", *backends.names()],
-                   help="which model answers (default auto: the server at --llm-url, else the embedded model)")
-    p.add_argument("--llm-url", dest="llm_url", help="OpenAI-compatible server, e.g. http://localhost:8000")
+    add_model_options(p)
     p.set_defaults(run=run)
 
 

@@ -35,7 +35,7 @@ def packed(context) -> list:
 def fingerprint(engine: Engine, question) -> dict:
     scoped = list(question.documents) or None
     quoting = engine.context(question.question, scoped, quoting=True)
-    answer = engine.quoted(quoting)
+    answer = engine.quote_answer(quoting)
     clause = engine.quoter.clause(question.question)
     return {
         "id": question.id,

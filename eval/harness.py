@@ -159,7 +159,7 @@ def run(questions: Sequence[Question], settings: Settings, plan: Plan, out: Path
             for context in contexts:
                 asked = time.time()
                 try:
-                    answer = (None if plan.retrieval_only else engine.quoted(context) if plan.quoting
+                    answer = (None if plan.retrieval_only else engine.quote_answer(context) if plan.quoting
                               else engine.answer(context))
                 except LLMTimeoutError as e:
                     row = error_row(q, context.ordering, budget, e)

@@ -24,12 +24,12 @@ from importlib.metadata import entry_points
 
 from rag import __version__
 from rag import backends
-from rag.config import Settings, load_settings
+from rag.config import ANSWER_MODES, ORDERINGS, Settings, load_settings
 from rag.errors import ConfigError, RagError
 from rag.knowledge_base import damaged
 from rag.paths import PrintableFormatter, json_safe, printable
 from rag.prompts import NOT_FOUND, WEAK_MATCH, pages_label
-from rag.quotes import WEAK
+from rag.quotes import WEIGHTS
 
 GLOBAL_OPTIONS = {  # flag -> (settings field, help)
     "--index": ("index_dir", "index folder (env RAG_INDEX_DIR; default ~/.local/share/rag/index)"),
@@ -38,6 +38,19 @@ GLOBAL_OPTIONS = {  # flag -> (settings field, help)
     "--embedding-model": ("embedding_model", "sentence-transformers model name or path (default: bundled MiniLM)"),
     "--device": ("device", "auto, cpu, cuda or mps (env RAG_DEVICE)"),
 }
+
+
+def add_answer_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--answer: quote or generate (the `answer` setting), for the subcommands that answer questions."""
+    parser.add_argument("--answer", dest="answer", choices=ANSWER_MODES, help=help_text)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--backend and --llm-url: which model answers (the llm_backend and llm_url settings), for the subcommands
+    that answer questions; the choices are the backends' registry."""
+    parser.add_argument("--backend", dest="llm_backend", choices=["auto", *backends.names()],
+                        help="which model answers (default auto: the server at --llm-url, else the embedded model)")
+    parser.add_argument("--llm-url", dest="llm_url", help="OpenAI-compatible server, e.g. http://localhost:8000")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # any option whose dest is a Settings field overrides that setting
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
-        settings = load_settings(overrides)
+        settings = backends.check(load_settings(overrides))
         return args.run(args, settings)
     except sqlite3.DatabaseError as e:  # a damaged manifest, wherever it is read: our error, with the way out
         print(f"rag {args.command}: {printable(str(damaged(settings or Settings(), e)))}", file=sys.stderr)
@@ -142,14 +155,11 @@ def register_ask(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--doc", dest="documents", action="append", metavar="FILE",
                    help="only this document (file name or path; repeatable)")
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
-    p.add_argument("--answer", dest="answer", choices=["quote", "generate"],
-                   help="quote: the sentences that answer, verbatim, chosen without a language model; generate: "
-                        "the model writes the answer (default: quote with the embedded model, generate with a server)")
+    add_answer_option(p, "quote: the sentences that answer, verbatim, chosen without a language model; generate: "
+                         "the model writes the answer (default: quote with the embedded model, generate with a server)")
     p.add_argument("--budget", dest="budget", help="tokens of sources in the prompt, e.g. 32k or 128k")
-    p.add_argument("--ordering", dest="ordering", choices=["golden", "reverse", "sandwich", "random"])
-    p.add_argument("--backend", dest="llm_backend", choices=["auto", *backends.names()],
-                   help="which model answers (default auto: the server at --llm-url, else the embedded model)")
-    p.add_argument("--llm-url", dest="llm_url", help="OpenAI-compatible server, e.g. http://localhost:8000")
+    p.add_argument("--ordering", dest="ordering", choices=ORDERINGS)
+    add_model_options(p)
     p.set_defaults(run=run_ask)
 
 
@@ -234,7 +244,7 @@ def print_quotes(answer) -> None:
             f" The closest sentences score {answer.ranked[0].score:.2f}, under the 0 a quote answer needs; they "
             "are shown for you to judge:" if answer.ranked else ""))
     elif answer.weak:
-        print(f"{WEAK_MATCH} The best scores {answer.ranked[0].score:.2f}, under the {WEAK} of an answer; they are "
+        print(f"{WEAK_MATCH} The best scores {answer.ranked[0].score:.2f}, under the {WEIGHTS.weak} of an answer; they are "
               "shown for you to judge:")
     for q in answer.quotes or answer.ranked:
         print(f'\n  "{printable(q.shown())}"')

@@ -19,6 +19,10 @@ from typing import Any, Mapping
 
 from rag.errors import ConfigError
 
+# The values some settings take, defined here and nowhere else: the CLIs' choices and the app's read them.
+ORDERINGS = ("golden", "reverse", "sandwich", "random")  # prompt orders of the packed sources (rag.packing.reorder)
+ANSWER_MODES = ("quote", "generate")  # how a question is answered; the `answer` setting may also be "auto"
+
 
 def _default_index_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
@@ -63,13 +67,17 @@ class Settings:
     answer: str = "auto"  # quote (the best sentences, verbatim) | generate (the model writes) | auto: quote with the
     # small embedded model, generate with a server's
     quote_budget: int = 4096  # tokens of retrieved sources whose sentences a quote answer chooses from
-    clause_models: str = ""  # "" = the bundled ones (rag/clause_models.npz), "none", or a file made by calibrate_quotes
+    clause_models: str = ""  # "" = the bundled ones (rag/domain/clause_models.npz), "none", or a file of clause models
     max_answer_tokens: int = 512  # reserved for the answer
-    ordering: str = "golden"  # golden | reverse | sandwich | random
+    ordering: str = "golden"  # one of ORDERINGS: golden | reverse | sandwich | random
     top_k: int = 0  # hits retrieved; 0 = enough to fill the budget
     expand: int = 2  # rounds of neighbouring chunks added around each source while the budget allows
     lead: bool = True  # a scoped question also ranks each document's opening (title, parties, date) by fusion
+    # What the project knows about kinds of documents (rag.domain), each switched off here to measure what it does:
     statements: bool = True  # a question that names or needs a financial statement also ranks where it opens
+    contract_words: bool = True  # a keyword query adds the words contracts write for its plain ones (price: fee)
+    document_questions: bool = True  # a question about the document itself (name, parties, date) quotes its opening
+    clause_openings: bool = True  # a quote's sentence ends before a line that opens a numbered clause ("2.1", "(a)")
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", self.collection):
@@ -81,14 +89,12 @@ class Settings:
             raise ConfigError("max_file_mb must be >= 1, parse_timeout > 0 and parse_memory_mb >= 256")
         if self.chunk_tokens < 0 or self.chunk_overlap < 0 or self.embed_batch_size < 0:
             raise ConfigError("chunk_tokens, chunk_overlap and embed_batch_size must be >= 0")
-        if self.llm_backend != "auto":
-            from rag import backends  # the registry of backends (it imports this module)
-
-            backends.get(self.llm_backend)  # raises ConfigError naming the choices
-        if self.ordering not in {"golden", "reverse", "sandwich", "random"}:
-            raise ConfigError(f"ordering {self.ordering!r}: use golden, reverse, sandwich or random")
-        if self.answer not in {"auto", "quote", "generate"}:
-            raise ConfigError(f"answer {self.answer!r}: use quote, generate or auto")
+        # llm_backend is checked against the registry where settings are loaded at the edge and where a backend
+        # is opened (rag.backends.check, .get): the registry imports this module, so this one does not import it
+        if self.ordering not in ORDERINGS:
+            raise ConfigError(f"ordering {self.ordering!r}: use {', '.join(ORDERINGS[:-1])} or {ORDERINGS[-1]}")
+        if self.answer not in {"auto", *ANSWER_MODES}:
+            raise ConfigError(f"answer {self.answer!r}: use {', '.join(ANSWER_MODES)} or auto")
         if self.quote_budget < 256:
             raise ConfigError("quote_budget must be at least 256 tokens")
         if self.budget < 256 or self.max_answer_tokens < 16:

@@ -20,10 +20,9 @@ from typing import Callable, Sequence
 
 from rag.config import Settings
 from rag.errors import PromptTooLongError, RagError
-from rag.backends import LLM, open_llm
+from rag.backends import LLM, open_llm, planned
 from rag.packing import Hit, Packed, Source, pack, reorder
 from rag.prompts import NOT_FOUND, WEAK_MATCH, messages, neutralize, neutralizer
-from rag.clause_models import Clauses
 from rag.embeddings import Embedder
 from rag.citations import Citation, check, cite, support, supporting_texts
 from rag.quotes import Quote, Quoter
@@ -100,8 +99,7 @@ class Engine:
         self._llm = llm  # opened when first needed: quote answers need none
         self._llm_lock = threading.Lock()
         self._clean, self._clean_for = neutralize, None
-        self.quoter = Quoter(embedder.embed, self.retriever.kb.page_texts,
-                             clauses=Clauses.open(settings.clause_models, embedder.model_id, embedder.embed))
+        self.quoter = Quoter.open(settings, embedder, self.retriever.kb.page_texts)
         self._background(self.quoter.warm)
 
     def _background(self, *jobs: Callable[[], object]) -> None:
@@ -158,8 +156,7 @@ class Engine:
         s = self.settings
         if s.answer != "auto":
             return s.answer
-        bundled = s.llm_backend == "embedded" or (s.llm_backend == "auto" and not s.llm_url)
-        if bundled and not s.embedded_model and self._llm is None:
+        if self._llm is None and (backend := planned(s)) is not None and backend.bundled_model and not s.embedded_model:
             return "quote"  # the bundled model, too small to write answers: known without loading it
         return "quote" if self.llm.too_small else "generate"
 
@@ -181,7 +178,7 @@ class Engine:
             history: Sequence[tuple[str, str]] = (), *, answer: str | None = None, **options) -> Answer:
         """`answer`: quote or generate (default: `mode`); `options`: budget, ordering, top_k (see `context`)."""
         if (answer or self.mode) == "quote":
-            return self.quoted(self.context(question, documents, history=history, quoting=True, **options))
+            return self.quote_answer(self.context(question, documents, history=history, quoting=True, **options))
         return self.answer(self.context(question, documents, history=history, **options), on_token)
 
     def context(self, question: str, documents: Sequence[str] | None = None, *, budget: int | None = None,
@@ -233,7 +230,7 @@ class Engine:
         return replace(context, packed=packed, chat=chat, prompt_tokens=self.llm.count_messages(chat),
                        ordering=ordering, seconds={**context.seconds, "pack": time.perf_counter() - started})
 
-    def quoted(self, context: Context) -> Answer:
+    def quote_answer(self, context: Context) -> Answer:
         """A quote answer: the best sentences of the context's sources, verbatim, or that the documents don't
         appear to say (when no sentence scores well enough)."""
         started = time.perf_counter()
@@ -280,7 +277,7 @@ class Engine:
             abstained=NOT_FOUND.lower().rstrip(".") in text.lower(), support=checked.verdict,
             unsupported=list(checked.unsupported), too_small=self.llm.too_small), packed.sources)
         if checked.verdict == "unsupported":
-            answer.instead = self.quoted(self._for_quotes(context))
+            answer.instead = self.quote_answer(self._for_quotes(context))
         return answer
 
     def _for_quotes(self, context: Context) -> Context:

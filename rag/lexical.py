@@ -42,6 +42,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS temp.question_vocab USING fts5vocab(temp, que
 """
 COMMON_SHARE = 0.02  # a word in more than this share of all chunks leaves the keyword query...
 PRUNE_FROM = 5000  # ...once the index is large enough for it to matter
+SQLITE_VARIABLES = 500  # ids bound in one `IN (...)`, well under SQLite's limit on a statement's variables (999)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -112,8 +113,8 @@ class LexicalIndex:
     def get(self, chunk_ids: Sequence[str]) -> dict[str, Row]:
         """Stored chunks by id (texts and pages for hits and their neighbours, without asking Chroma)."""
         found: dict[str, Row] = {}
-        for lo in range(0, len(chunk_ids), 500):
-            part = list(chunk_ids[lo:lo + 500])
+        for lo in range(0, len(chunk_ids), SQLITE_VARIABLES):
+            part = list(chunk_ids[lo:lo + SQLITE_VARIABLES])
             rows = self.db.execute(
                 "SELECT chunk_id, chunk, page_start, page_end, tokens, text, heading FROM chunks WHERE collection = ? "
                 f"AND chunk_id IN ({','.join('?' * len(part))})", (self.collection, *part))

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.lexical import LexicalIndex
+from rag.lexical import SQLITE_VARIABLES, LexicalIndex
 from rag.paths import loaded, stored, valid_text
 
 SCHEMA = """
@@ -164,8 +164,8 @@ class Manifest:
         """The path each complete document's chunks are labelled with."""
         ids = list(doc_ids)
         found: dict[str, str] = {}
-        for lo in range(0, len(ids), 500):
-            part = ids[lo:lo + 500]
+        for lo in range(0, len(ids), SQLITE_VARIABLES):
+            part = ids[lo:lo + SQLITE_VARIABLES]
             found.update((doc_id, loaded(path)) for doc_id, path in self.db.execute(
                 f"SELECT doc_id, path FROM documents WHERE collection = ? AND state = 'complete' "
                 f"AND doc_id IN ({','.join('?' * len(part))})", (self.collection, *part)))
@@ -209,8 +209,8 @@ class Manifest:
         """Each page's section label, of each of the documents that has them (Word, HTML)."""
         found: dict[str, dict[int, str]] = {}
         ids = list(doc_ids)
-        for lo in range(0, len(ids), 500):
-            part = ids[lo:lo + 500]
+        for lo in range(0, len(ids), SQLITE_VARIABLES):
+            part = ids[lo:lo + SQLITE_VARIABLES]
             for doc_id, page, label in self.db.execute(
                     f"SELECT doc_id, page, section FROM pages WHERE collection = ? AND section != '' AND doc_id IN "
                     f"({','.join('?' * len(part))})", (self.collection, *part)):
@@ -221,8 +221,8 @@ class Manifest:
         """The pages read by OCR, of each of the documents that has any."""
         found: dict[str, set[int]] = {}
         ids = list(doc_ids)
-        for lo in range(0, len(ids), 500):
-            part = ids[lo:lo + 500]
+        for lo in range(0, len(ids), SQLITE_VARIABLES):
+            part = ids[lo:lo + SQLITE_VARIABLES]
             for doc_id, page in self.db.execute(
                     f"SELECT doc_id, page FROM pages WHERE collection = ? AND ocr = 1 AND doc_id IN "
                     f"({','.join('?' * len(part))})", (self.collection, *part)):

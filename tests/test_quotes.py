@@ -163,7 +163,7 @@ def test_one_quoter_serves_several_threads_while_its_cache_evicts(engine):
                  "What is the term of the agreement?"] * 2
     contexts = [engine.context(q, [NETGEAR], quoting=True) for q in questions]
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(engine.quoted, contexts))
+        answers = list(pool.map(engine.quote_answer, contexts))
     assert all(a.ranked for a in answers) and len(engine.quoter._vectors) <= 40
     assert "laws of the State of California" in answers[0].ranked[0].shown()
 
