@@ -22,11 +22,11 @@ import random as _random
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+from rag.config import ORDERINGS
 from rag.reading.chunking import in_table
 from rag.prompts import Clean, neutralize, source_block
-from rag.statements import title
+from rag.domain.filings import title
 
-ORDERINGS = ("golden", "reverse", "sandwich", "random")
 _WIDEST_NUMBER = 999  # "[999]" counts as many tokens as any number up to it
 _JOIN_SLACK = 2  # tokens a join may add where two texts meet
 TABLE_CHUNKS = 12  # rounds a table hit grows by (a chunk each side per round): a page of a statement
@@ -90,91 +90,137 @@ def pack(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int], *
          clean: Clean = neutralize) -> Packed:
     """`neighbours` fetches the chunks next to sources (one call per round); `llama_counts`: count_tokens is the
     Llama-3 tokenizer, so hits' stored counts may stand in while choosing; `clean`: how the model's blocks
-    neutralise document text (counted as the model will read it)."""
+    neutralise document text (counted as the model will read it). The steps are the module docstring's."""
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering {ordering!r}: use one of {', '.join(ORDERINGS)}")
+    counting = _Counting(count_tokens, llama_counts, clean)
+    selection = _Selection(budget, counting, neighbours)
+    selection.choose(hits)  # 1. best first; a table's (or a statement's) hit with its table
+    if neighbours is not None:
+        selection.expand(expand)  # 2. neighbouring chunks, while the budget allows
+    sources = _merge_adjacent(selection.sources)  # 3.
+    sources, dropped = _counted_within(sources, budget, counting, hits, selection.dropped)
+    return reorder(Packed(sources, sum(s.tokens for s in sources), budget, dropped), ordering, seed)  # 4.
 
-    def exact(s: Source) -> int:
-        return count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, clean, s.section,
-                                         s.heading))
 
-    def piece(h: Hit) -> int:  # a chunk counted once; with its overlap, so joins are over-estimated
-        return (h.tokens if h.tokens and llama_counts else count_tokens(h.text)) + _JOIN_SLACK
+@dataclass(frozen=True)
+class _Counting:
+    """How pack counts: while choosing, each chunk once (an upper bound for a source that grows: its overlap with
+    its neighbour is counted twice); then each chosen source exactly, as the block the model will read."""
 
-    def header(h: Hit) -> int:  # a block's heading and spacing, for the widest number
-        return count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", clean, h.section,
-                                         h.heading))
+    count_tokens: Callable[[str], int]
+    llama_counts: bool  # count_tokens is Llama 3's: a hit's stored count stands in for counting it again
+    clean: Clean
 
-    # Choosing counts each chunk once (an upper bound for a source that grows); the result is then
-    # counted exactly, block by block, and trimmed in the rare case the bound was not one.
-    sources: list[Source] = []
-    taken: dict[tuple[str, int], int] = {}  # (doc_id, chunk index) -> position in sources
-    used, dropped = 0, []
+    def chunk(self, h: Hit) -> int:
+        """A chunk counted once, with its overlap, so joins are over-estimated."""
+        return (h.tokens if h.tokens and self.llama_counts else self.count_tokens(h.text)) + _JOIN_SLACK
 
-    def take(at: int | None, grown: Source) -> int:
-        if at is None:
-            sources.append(grown)
-            at = len(sources) - 1
-        sources[at] = grown
-        taken.update(((grown.doc_id, i), at) for i in range(grown.first, grown.last + 1))
-        return at
+    def header(self, h: Hit) -> int:
+        """A block's heading and spacing, for the widest number."""
+        return self.count_tokens(source_block(_WIDEST_NUMBER, h.file, h.page_start, h.page_end, "", self.clean,
+                                              h.section, h.heading))
 
-    def grow_table(at: int, hit: Hit) -> None:  # the hit's table, on its page(s), joins it
-        nonlocal used
+    def block(self, s: Source) -> int:
+        """A chosen source exactly, as its block (for the widest number)."""
+        return self.count_tokens(source_block(_WIDEST_NUMBER, s.file, s.page_start, s.page_end, s.text, self.clean,
+                                              s.section, s.heading))
+
+
+class _Selection:
+    """The sources chosen so far within the budget: which chunks they hold, the tokens they take (each chunk
+    counted once), and the hits that did not fit."""
+
+    def __init__(self, budget: int, counting: _Counting, neighbours: Neighbours | None):
+        self.budget, self.counting, self.neighbours = budget, counting, neighbours
+        self.sources: list[Source] = []
+        self.taken: dict[tuple[str, int], int] = {}  # (doc_id, chunk index) -> position in sources
+        self.used = 0
+        self.dropped: list[Hit] = []
+
+    def fits(self, tokens: int) -> bool:
+        return self.used + tokens <= self.budget
+
+    def choose(self, hits: Sequence[Hit]) -> None:
+        """Step 1: hits best first, each joining the source it is next to or opening one, while they fit."""
+        for hit in sorted(hits, key=lambda h: h.rank):
+            if (hit.doc_id, hit.chunk) in self.taken:
+                continue  # already inside a source (a duplicate hit)
+            at = self.taken.get((hit.doc_id, hit.chunk - 1), self.taken.get((hit.doc_id, hit.chunk + 1)))
+            extra = self.counting.chunk(hit) + (self.counting.header(hit) if at is None else 0)
+            if not self.fits(extra):
+                self.dropped.append(hit)
+                continue
+            self.used += extra
+            at = self._put(at, replace(_open(hit), tokens=extra) if at is None
+                           else replace(_join(self.sources[at], hit), tokens=self.sources[at].tokens + extra))
+            if self.neighbours is not None and (in_table(hit.text) or title(hit.text)):
+                self._grow_table(at, hit)
+
+    def _grow_table(self, at: int, hit: Hit) -> None:
+        """The hit's table, on its page(s), joins its source: a chunk each side per round, while it fits."""
         for _ in range(TABLE_CHUNKS):
-            s, grew = sources[at], False
-            wanted = [i for i in (s.last + 1, s.first - 1) if i >= 0 and (s.doc_id, i) not in taken]
-            found = neighbours([(s.doc_id, i) for i in wanted]) if wanted else {}
+            s, grew = self.sources[at], False
+            wanted = self._free(s)
+            found = self.neighbours([(s.doc_id, i) for i in wanted]) if wanted else {}
             for index in wanted:
                 near = found.get((s.doc_id, index))
                 if (near is None or near.page_start > hit.page_end or near.page_end < hit.page_start
-                        or not in_table(near.text) or used + piece(near) > budget):
+                        or not in_table(near.text) or not self.fits(self.counting.chunk(near))):
                     continue
-                used += piece(near)
-                take(at, replace(_join(sources[at], near, as_hit=False), tokens=sources[at].tokens + piece(near)))
+                self._add(at, near, self.counting.chunk(near))
                 grew = True
             if not grew:
                 return
 
-    for hit in sorted(hits, key=lambda h: h.rank):
-        if (hit.doc_id, hit.chunk) in taken:
-            continue  # already inside a source (a duplicate hit)
-        at = taken.get((hit.doc_id, hit.chunk - 1), taken.get((hit.doc_id, hit.chunk + 1)))
-        extra = piece(hit) + (header(hit) if at is None else 0)
-        if used + extra > budget:
-            dropped.append(hit)
-            continue
-        used += extra
-        at = take(at, replace(_open(hit), tokens=extra) if at is None
-                  else replace(_join(sources[at], hit), tokens=sources[at].tokens + extra))
-        if neighbours is not None and (in_table(hit.text) or title(hit.text)):
-            grow_table(at, hit)
+    def expand(self, rounds: int) -> None:
+        """Step 2: each round, every source (best first) grows by the chunk on each side of it, while they fit."""
+        for _ in range(rounds):
+            wanted = {i: self._free(s) for i, s in enumerate(self.sources)}
+            found = self.neighbours([(self.sources[i].doc_id, index) for i, indexes in wanted.items()
+                                     for index in indexes])
+            grew = False
+            for i in sorted(wanted, key=lambda i: self.sources[i].rank):
+                for index in wanted[i]:
+                    near = found.get((self.sources[i].doc_id, index))
+                    if near is None or (near.doc_id, near.chunk) in self.taken:
+                        continue
+                    extra = self.counting.chunk(near)
+                    if self.fits(extra):
+                        self._add(i, near, extra)
+                        grew = True
+            if not grew:
+                break
 
-    for _ in range(expand if neighbours is not None else 0):
-        wanted = {i: [index for index in (s.last + 1, s.first - 1) if index >= 0 and (s.doc_id, index) not in taken]
-                  for i, s in enumerate(sources)}
-        found = neighbours([(sources[i].doc_id, index) for i, indexes in wanted.items() for index in indexes])
-        grew = False
-        for i in sorted(wanted, key=lambda i: sources[i].rank):
-            for index in wanted[i]:
-                near = found.get((sources[i].doc_id, index))
-                if near is None or (near.doc_id, near.chunk) in taken:
-                    continue
-                extra = piece(near)
-                if used + extra <= budget:
-                    used += extra
-                    take(i, replace(_join(sources[i], near, as_hit=False), tokens=sources[i].tokens + extra))
-                    grew = True
-        if not grew:
-            break
+    def _free(self, s: Source) -> list[int]:
+        """The indexes of the chunks just after and just before a source that no source holds."""
+        return [i for i in (s.last + 1, s.first - 1) if i >= 0 and (s.doc_id, i) not in self.taken]
 
-    sources = _merge_adjacent(sources)
-    sources = [replace(s, tokens=exact(s)) for s in sources]
+    def _add(self, at: int, near: Hit, tokens: int) -> None:
+        """A neighbouring chunk (text around the hits, not a hit) joins the source at `at`."""
+        self.used += tokens
+        self._put(at, replace(_join(self.sources[at], near, as_hit=False), tokens=self.sources[at].tokens + tokens))
+
+    def _put(self, at: int | None, grown: Source) -> int:
+        """The source at `at` (None: a new one) becomes `grown`; its position."""
+        if at is None:
+            self.sources.append(grown)
+            at = len(self.sources) - 1
+        self.sources[at] = grown
+        self.taken.update(((grown.doc_id, i), at) for i in range(grown.first, grown.last + 1))
+        return at
+
+
+def _counted_within(sources: list[Source], budget: int, counting: _Counting, hits: Sequence[Hit],
+                    dropped: list[Hit]) -> tuple[list[Source], list[Hit]]:
+    """The sources counted exactly; in the rare case the choosing bound was not one, the least relevant given up
+    (its hits added to `dropped`) until they fit."""
+    sources = [replace(s, tokens=counting.block(s)) for s in sources]
     while sum(s.tokens for s in sources) > budget:  # the bound failed: give up the least relevant source
         worst = max(sources, key=lambda s: s.rank)
         sources.remove(worst)
         dropped.extend(h for h in hits if h.rank in worst.hits)
-    return reorder(Packed(sources, sum(s.tokens for s in sources), budget, dropped), ordering, seed)
+    return sources, dropped
 
 
 def reorder(packed: Packed, ordering: str, seed: int = 0) -> Packed:
