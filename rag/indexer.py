@@ -108,6 +108,9 @@ class Outcome(NamedTuple):
 
 
 class _Run:
+    """One ingest: what the manifest held when it began, what it reports, and its steps in order (run). The
+    steps are the functions below it, each given the run: they share its report, timer and signatures."""
+
     def __init__(self, target: Path, kb: KnowledgeBase, embedder: Embedder, on_event: Event,
                  retry_failed: bool = False):
         self.target, self.kb, self.embedder, self.emit = target, kb, embedder, on_event
@@ -127,16 +130,16 @@ class _Run:
 
     def run(self) -> IngestReport:
         started, embed_before = time.perf_counter(), self.embedder.seconds
-        self._repair()
-        self._backfill_lexical()
-        work, seen = self._plan()
+        _repair(self)
+        _backfill_lexical(self)
+        work, seen = _plan(self)
         self.emit("planned", {"work": len(work)})
-        for item in self._prepared(work):
-            self._store(item)
+        for item in _read(self, work):
+            _store(self, item)
         if self.target.is_dir():
-            self._remove_missing(seen)
-        self._remove_unreferenced()
-        self._drop_strays()
+            _remove_missing(self, seen)
+        _remove_unreferenced(self)
+        _drop_strays(self)
         self.report.chunks_in_index = self.store.count()
         health = self.kb.health()
         if not health.ok:  # what this run could not repair (documents from other folders)
@@ -147,7 +150,7 @@ class _Run:
         self.report.seconds = self.timer
         return self.report
 
-    def _add(self, entry: FileReport, outcome: Outcome | None = None) -> None:
+    def add(self, entry: FileReport, outcome: Outcome | None = None) -> None:
         """Report a file; one that failed or had no text is kept, with its reason (and `outcome`: what reading
         its bytes came to), for whoever lists the library, and for the next run."""
         if entry.status in (FAILED, NO_TEXT):
@@ -173,89 +176,6 @@ class _Run:
         return entry, FileRow(entry.path, old.doc_id, old.size, entry.status, entry.reason, old.pages, old.chunks,
                               now())
 
-    def _repair(self) -> None:
-        """When the stores disagree (someone deleted the chroma folder, say), send this folder's documents
-        that lost vectors back to be embedded again by this run, and out of the keyword index until then.
-        (Vectors of documents the manifest does not list are dropped at the end: this run may reuse them.)"""
-        health = self.kb.health()
-        if health.ok:
-            return
-        prefix = str(self.target) + os.sep
-        mine = {row.doc_id for path, row in self.before.items()
-                if row.doc_id and (path == str(self.target) or path.startswith(prefix))}
-        listed = self.manifest.documents()
-        lost = [d for d in listed.values() if d.state == "complete" and d.doc_id in mine
-                and len(self.store.existing([chunk_id(d.doc_id, i) for i in range(d.chunks)])) < d.chunks]
-        complete = {d for d, doc in listed.items() if doc.state == "complete"} - {d.doc_id for d in lost}
-        with self.manifest.transaction() as m:
-            for d in lost:  # hidden again, and out of the keyword index, until their vectors are back
-                m.set_state(d.doc_id, "pending")
-            for document in m.lexical.documents() - complete:
-                m.lexical.drop(document)  # keyword rows of documents that are not complete
-        self.report.notes.append(f"repaired: {health.problem()}" + (
-            f"; re-embedding what Chroma lost of {len(lost)} documents ({sum(d.chunks for d in lost)} chunks)"
-            if lost else ""))
-
-    def _drop_strays(self) -> None:
-        """Vectors of documents the manifest does not list (a manifest moved away, then rebuilt)."""
-        if self.kb.health().ok:
-            return
-        stray = {doc_of(cid) for cid in self.store.ids()} - set(self.manifest.documents())
-        for document in stray:
-            self.store.delete_document(document)
-        if stray:
-            self.report.notes.append(f"repaired: dropped the vectors of {len(stray)} documents the manifest does "
-                                     "not list")
-
-    def _backfill_lexical(self) -> None:
-        """Complete documents missing from the keyword index (an index built before it existed) get
-        their chunk texts from the store: no parsing, no embedding."""
-        missing = {d.doc_id for d in self.manifest.documents().values() if d.state == "complete"}
-        for doc_id in missing - self.manifest.lexical.documents():
-            got = self.store.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
-            rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], m["tokens"], text, m.get("heading", ""))
-                    for cid, text, m in zip(got["ids"], got["documents"], got["metadatas"])]
-            with self.manifest.transaction() as m:
-                m.lexical.put(doc_id, rows)
-
-    # 1. what is there, and what changed
-    def _plan(self) -> tuple[list[Path], set[str]]:
-        files, documents = self.manifest.files(), self.manifest.documents()
-        without_pages = self.manifest.without_pages()  # indexed before page texts were kept: read again, once
-        work, seen = [], set()
-        for path, problem in walk(self.target, self.settings.index_dir, self.settings.max_file_mb * 2**20,
-                                  self.unlisted):
-            seen.add(str(path))
-            if problem:
-                self._add(self._unlisted_note(problem) if str(path) in self.unlisted else problem)
-                continue
-            t = time.perf_counter()
-            try:
-                sha, size = hash_file(path, self.root)
-            except OSError as e:
-                self._add(read_failure(path, e))
-                continue
-            except FileError as e:
-                self._add(FileReport(str(path), e.status, str(e)))
-                continue
-            finally:
-                self.timer["hash"] += time.perf_counter() - t
-            doc_id = make_doc_id(sha, self.sig(path))
-            doc = documents.get(doc_id)
-            if doc is None and not self.retry_failed and (known := self.outcomes.get((sha, self.reading(path)))):
-                self._add(FileReport(str(path), known.status, _not_read_again(known)), Outcome(
-                    known.sha256, known.reading, known.read_reason, known.read_at))
-                continue
-            if doc is None or doc.state != "complete" or doc_id in without_pages:
-                work.append(path)
-                continue
-            row, reason = files.get(str(path)), ""
-            if row is None or row.doc_id != doc_id or row.status != OK:  # new here, or readable again
-                reason = self._adopt(path, doc)
-                self.manifest.put_file(FileRow(str(path), doc_id, size, OK, reason, doc.pages, doc.chunks, now()))
-            self._add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
-        return work, seen
-
     def sig(self, path: Path) -> str:
         kind = filetypes.for_path(path)
         name = kind.name if kind else ""
@@ -278,106 +198,237 @@ class _Run:
             self._readings[name] = hashlib.sha256(spec.encode()).hexdigest()[:16]
         return self._readings[name]
 
-    def _unlisted_note(self, report: FileReport) -> FileReport:
-        inside = [p for p, row in self.before.items() if p.startswith(report.path + os.sep) and row.doc_id]
-        if not inside:
-            return report
-        return replace(report, reason=f"{report.reason}; the {len(inside)} files indexed from it before stay until it "
-                                      "can be listed again")
 
-    def _adopt(self, path: Path, doc: Document) -> str:
-        """A known document at a new path: moved, renamed or copied. Relabel if its old path is gone."""
-        if doc.path == str(path) or os.path.exists(doc.path):
-            return "" if doc.path == str(path) else f"same content as {shown(doc.path)}: indexed once"
-        self.store.relabel(doc.doc_id, shown(str(path)), shown(path.name))
-        self.manifest.set_path(doc.doc_id, str(path))
-        return f"moved from {shown(doc.path)}"
+# --- consistency: when the stores disagree, before reading (and stray vectors after) ----------------------
 
-    # 2. read, parse and chunk in a second process, a couple of files ahead of the embedder
-    def _prepared(self, work: list[Path]) -> Iterator[Prepared | Failed]:
-        if not work:
-            return
-        s = self.settings
-        params = Params(self.embedder.tokenizer_json(), self.embedder.chunk_tokens, s.chunk_overlap, s.pdf_passwords,
-                        s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20, str(self.root),
-                        filetypes.modules(), s.ocr)
-        reading = lambda path, where: self.emit("reading", {"path": str(path), "where": where})  # noqa: E731
-        with contextlib.closing(prepare_all(work, params, reading)) as prepared:  # stops the worker however we leave
-            for item in prepared:
-                for stage, seconds in item.seconds.items():
-                    self.timer[stage] += seconds
-                yield item
+def _repair(run: _Run) -> None:
+    """When the stores disagree (someone deleted the chroma folder, say), send this folder's documents
+    that lost vectors back to be embedded again by this run, and out of the keyword index until then.
+    (Vectors of documents the manifest does not list are dropped at the end: this run may reuse them.)"""
+    health = run.kb.health()
+    if health.ok:
+        return
+    prefix = str(run.target) + os.sep
+    mine = {row.doc_id for path, row in run.before.items()
+            if row.doc_id and (path == str(run.target) or path.startswith(prefix))}
+    listed = run.manifest.documents()
+    lost = [d for d in listed.values() if d.state == "complete" and d.doc_id in mine
+            and len(run.store.existing([chunk_id(d.doc_id, i) for i in range(d.chunks)])) < d.chunks]
+    complete = {d for d, doc in listed.items() if doc.state == "complete"} - {d.doc_id for d in lost}
+    with run.manifest.transaction() as m:
+        for d in lost:  # hidden again, and out of the keyword index, until their vectors are back
+            m.set_state(d.doc_id, "pending")
+        for document in m.lexical.documents() - complete:
+            m.lexical.drop(document)  # keyword rows of documents that are not complete
+    run.report.notes.append(f"repaired: {health.problem()}" + (
+        f"; re-embedding what Chroma lost of {len(lost)} documents ({sum(d.chunks for d in lost)} chunks)"
+        if lost else ""))
 
-    # 3. embed what is missing, store, then mark complete
-    def _store(self, item: Prepared | Failed) -> None:
-        if isinstance(item, Failed):  # what reading its bytes came to is kept (not when they were never read)
-            outcome = Outcome(item.sha256, self.reading(item.path), item.reason, now()) if item.sha256 else None
-            self._add(FileReport(str(item.path), item.status, item.reason), outcome)
-            return
-        path, doc_id = str(item.path), make_doc_id(item.sha256, self.sig(item.path))
-        known = self.manifest.document(doc_id)
-        if known is not None and known.state == "complete" and doc_id in self.manifest.without_pages():
-            with self.manifest.transaction() as m:  # all it lacked: its chunks and vectors are there
-                m.put_pages(doc_id, item.texts, item.ocr, item.sections)
-                m.put_file(FileRow(path, doc_id, item.size, OK, item.note, known.pages, known.chunks, now()))
-            self._add(FileReport(path, OK, "page texts kept for quotes", known.pages, known.chunks))
-            return
-        if known is not None and known.state == "complete":  # a duplicate earlier in this run
-            reason = f"same content as {shown(known.path)}: indexed once"
-            self.manifest.put_file(FileRow(path, doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
-            self._add(FileReport(path, OK, reason, known.pages, known.chunks))
-            return
-        doc = Document(doc_id, item.sha256, "pending", path, item.pages, len(item.chunks), sum(item.tokens), now())
-        self.manifest.put_document(doc)
-        ids = [chunk_id(doc_id, c.index) for c in item.chunks]
-        have = self.store.existing(ids)  # resuming a killed run, or rebuilding a lost manifest: reuse vectors
-        todo = [i for i, cid in enumerate(ids) if cid not in have]
-        for lo in range(0, len(todo), EMBED_BATCH):
-            batch = todo[lo:lo + EMBED_BATCH]
-            vectors = self.embedder.embed([embedded_text(item.chunks[i]) for i in batch])
-            self.report.embedded += len(batch)
-            t = time.perf_counter()
-            self.store.upsert([ids[i] for i in batch], vectors, [item.chunks[i].text for i in batch],
-                              [self._metadata(item, doc_id, i) for i in batch])
-            self.timer["store"] += time.perf_counter() - t
-        old = self.before.get(path)
-        with self.manifest.transaction() as m:
-            m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text, c.heading)
-                                   for cid, c, n in zip(ids, item.chunks, item.tokens)))
-            m.put_pages(doc_id, item.texts, item.ocr, item.sections)
-            if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
-                m.set_state(old.doc_id, "removing")  # the version it replaces: never searchable beside it
-                m.lexical.drop(old.doc_id)
-            m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
-            m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
-        self._add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))
 
-    def _metadata(self, item: Prepared, doc_id: str, i: int) -> dict:
-        c = item.chunks[i]
-        return {"doc_id": doc_id, "sha256": item.sha256, "path": shown(str(item.path)), "file": shown(item.path.name),
-                "page_start": c.page_start, "page_end": c.page_end, "start": c.start, "end": c.end,
-                "chunk": c.index, "tokens": item.tokens[i], "heading": c.heading}
+def _backfill_lexical(run: _Run) -> None:
+    """Complete documents missing from the keyword index (an index built before it existed) get
+    their chunk texts from the store: no parsing, no embedding."""
+    missing = {d.doc_id for d in run.manifest.documents().values() if d.state == "complete"}
+    for doc_id in missing - run.manifest.lexical.documents():
+        ids, texts, metadatas = run.store.chunks({"doc_id": doc_id})
+        rows = [Row(cid, m["chunk"], m["page_start"], m["page_end"], m["tokens"], text, m.get("heading", ""))
+                for cid, text, m in zip(ids, texts, metadatas)]
+        with run.manifest.transaction() as m:
+            m.lexical.put(doc_id, rows)
 
-    # 4. what is gone
-    def _remove_missing(self, seen: set[str]) -> None:
-        prefix = str(self.target) + os.sep
-        unlisted = tuple(folder + os.sep for folder in self.unlisted)
-        for path, row in self.manifest.files().items():
-            if path.startswith(prefix) and path not in seen and not path.startswith(unlisted):
-                self.manifest.drop_file(path)
-                if row.doc_id:
-                    self._add(FileReport(path, REMOVED, "no longer in the folder", row.pages, row.chunks))
 
-    def _remove_unreferenced(self) -> None:
-        referenced = self.manifest.referenced()
-        for doc in self.manifest.documents().values():
-            if doc.doc_id in referenced and doc.state == "complete":
-                continue
-            t = time.perf_counter()
-            log.info("removing %s document %s (%s)", doc.state, doc.doc_id, doc.path)
-            remove_document(self.kb, doc.doc_id)
-            self.timer["remove"] += time.perf_counter() - t
-            self.report.removed_documents += 1
+def _drop_strays(run: _Run) -> None:
+    """Vectors of documents the manifest does not list (a manifest moved away, then rebuilt)."""
+    if run.kb.health().ok:
+        return
+    stray = {doc_of(cid) for cid in run.store.ids()} - set(run.manifest.documents())
+    for document in stray:
+        run.store.delete_document(document)
+    if stray:
+        run.report.notes.append(f"repaired: dropped the vectors of {len(stray)} documents the manifest does "
+                                "not list")
+
+
+# --- 1. planning: what is there, what changed, and so what to read -----------------------------------------
+
+def _plan(run: _Run) -> tuple[list[Path], set[str]]:
+    """The files to read (new, changed, or indexed before page texts were kept), and every path the walk saw.
+    The rest is reported here: a problem the walk found, a file that cannot be hashed, bytes whose reading
+    failed before (not read again), an unchanged file (adopted, when its content is indexed under another path)."""
+    files, documents = run.manifest.files(), run.manifest.documents()
+    without_pages = run.manifest.without_pages()  # indexed before page texts were kept: read again, once
+    work, seen = [], set()
+    for path, problem in walk(run.target, run.settings.index_dir, run.settings.max_file_mb * 2**20, run.unlisted):
+        seen.add(str(path))
+        if problem:
+            run.add(_unlisted_note(run, problem) if str(path) in run.unlisted else problem)
+            continue
+        t = time.perf_counter()
+        try:
+            sha, size = hash_file(path, run.root)
+        except OSError as e:
+            run.add(read_failure(path, e))
+            continue
+        except FileError as e:
+            run.add(FileReport(str(path), e.status, str(e)))
+            continue
+        finally:
+            run.timer["hash"] += time.perf_counter() - t
+        doc_id = make_doc_id(sha, run.sig(path))
+        doc = documents.get(doc_id)
+        if doc is None and not run.retry_failed and (known := run.outcomes.get((sha, run.reading(path)))):
+            run.add(FileReport(str(path), known.status, _not_read_again(known)), Outcome(
+                known.sha256, known.reading, known.read_reason, known.read_at))
+            continue
+        if doc is None or doc.state != "complete" or doc_id in without_pages:
+            work.append(path)
+            continue
+        row, reason = files.get(str(path)), ""
+        if row is None or row.doc_id != doc_id or row.status != OK:  # new here, or readable again
+            reason = _adopt(run, path, doc)
+            run.manifest.put_file(FileRow(str(path), doc_id, size, OK, reason, doc.pages, doc.chunks, now()))
+        run.add(FileReport(str(path), UNCHANGED, reason, doc.pages, doc.chunks))
+    return work, seen
+
+
+def _unlisted_note(run: _Run, report: FileReport) -> FileReport:
+    inside = [p for p, row in run.before.items() if p.startswith(report.path + os.sep) and row.doc_id]
+    if not inside:
+        return report
+    return replace(report, reason=f"{report.reason}; the {len(inside)} files indexed from it before stay until it "
+                                  "can be listed again")
+
+
+def _adopt(run: _Run, path: Path, doc: Document) -> str:
+    """A known document at a new path: moved, renamed or copied. Relabel if its old path is gone."""
+    if doc.path == str(path) or os.path.exists(doc.path):
+        return "" if doc.path == str(path) else f"same content as {shown(doc.path)}: indexed once"
+    run.store.relabel(doc.doc_id, shown(str(path)), shown(path.name))
+    run.manifest.set_path(doc.doc_id, str(path))
+    return f"moved from {shown(doc.path)}"
+
+
+# --- 2. reading: read, parse and chunk in the worker process, a couple of files ahead of the embedder ----------
+
+def _read(run: _Run, work: list[Path]) -> Iterator[Prepared | Failed]:
+    if not work:
+        return
+    s = run.settings
+    params = Params(run.embedder.tokenizer_json(), run.embedder.chunk_tokens, s.chunk_overlap, s.pdf_passwords,
+                    s.parse_timeout, s.parse_memory_mb, s.max_file_mb * 2**20, str(run.root),
+                    filetypes.modules(), s.ocr)
+    reading = lambda path, where: run.emit("reading", {"path": str(path), "where": where})  # noqa: E731
+    with contextlib.closing(prepare_all(work, params, reading)) as prepared:  # stops the worker however we leave
+        for item in prepared:
+            for stage, seconds in item.seconds.items():
+                run.timer[stage] += seconds
+            yield item
+
+
+# --- 3. storing one document: embed what is missing, store, then mark complete ----------------------------------
+
+def _store(run: _Run, item: Prepared | Failed) -> None:
+    if isinstance(item, Failed):
+        _remember_failure(run, item)
+        return
+    doc_id = make_doc_id(item.sha256, run.sig(item.path))
+    known = run.manifest.document(doc_id)
+    if known is not None and known.state == "complete" and doc_id in run.manifest.without_pages():
+        _keep_pages(run, item, known)
+    elif known is not None and known.state == "complete":
+        _same_as(run, item, known)
+    else:
+        _index(run, item, doc_id)
+
+
+def _remember_failure(run: _Run, item: Failed) -> None:
+    """What reading its bytes came to is kept (not when they were never read)."""
+    outcome = Outcome(item.sha256, run.reading(item.path), item.reason, now()) if item.sha256 else None
+    run.add(FileReport(str(item.path), item.status, item.reason), outcome)
+
+
+def _keep_pages(run: _Run, item: Prepared, known: Document) -> None:
+    """A document indexed before page texts were kept: all it lacked, as its chunks and vectors are there."""
+    path = str(item.path)
+    with run.manifest.transaction() as m:
+        m.put_pages(known.doc_id, item.texts, item.ocr, item.sections)
+        m.put_file(FileRow(path, known.doc_id, item.size, OK, item.note, known.pages, known.chunks, now()))
+    run.add(FileReport(path, OK, "page texts kept for quotes", known.pages, known.chunks))
+
+
+def _same_as(run: _Run, item: Prepared, known: Document) -> None:
+    """A duplicate of a document stored earlier in this run."""
+    path, reason = str(item.path), f"same content as {shown(known.path)}: indexed once"
+    run.manifest.put_file(FileRow(path, known.doc_id, item.size, OK, reason, known.pages, known.chunks, now()))
+    run.add(FileReport(path, OK, reason, known.pages, known.chunks))
+
+
+def _index(run: _Run, item: Prepared, doc_id: str) -> None:
+    """The order of writes in the module's docstring: pending, vectors, then complete in one transaction."""
+    path = str(item.path)
+    doc = Document(doc_id, item.sha256, "pending", path, item.pages, len(item.chunks), sum(item.tokens), now())
+    run.manifest.put_document(doc)
+    ids = [chunk_id(doc_id, c.index) for c in item.chunks]
+    _embed_missing(run, item, doc_id, ids)
+    old = run.before.get(path)
+    with run.manifest.transaction() as m:
+        m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text, c.heading)
+                               for cid, c, n in zip(ids, item.chunks, item.tokens)))
+        m.put_pages(doc_id, item.texts, item.ocr, item.sections)
+        if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
+            m.set_state(old.doc_id, "removing")  # the version it replaces: never searchable beside it
+            m.lexical.drop(old.doc_id)
+        m.put_document(Document(**{**asdict(doc), "state": "complete", "ingested_at": now()}))
+        m.put_file(FileRow(path, doc_id, item.size, OK, item.note, item.pages, len(item.chunks), now()))
+    run.add(FileReport(path, OK, item.note, item.pages, len(item.chunks)))
+
+
+def _embed_missing(run: _Run, item: Prepared, doc_id: str, ids: list[str]) -> None:
+    """Embed and upsert the chunks not already stored, EMBED_BATCH at a time (resuming a killed run, or
+    rebuilding a lost manifest, reuses the vectors that are there)."""
+    have = run.store.existing(ids)
+    todo = [i for i, cid in enumerate(ids) if cid not in have]
+    for lo in range(0, len(todo), EMBED_BATCH):
+        batch = todo[lo:lo + EMBED_BATCH]
+        vectors = run.embedder.embed([embedded_text(item.chunks[i]) for i in batch])
+        run.report.embedded += len(batch)
+        t = time.perf_counter()
+        run.store.upsert([ids[i] for i in batch], vectors, [item.chunks[i].text for i in batch],
+                         [_metadata(item, doc_id, i) for i in batch])
+        run.timer["store"] += time.perf_counter() - t
+
+
+def _metadata(item: Prepared, doc_id: str, i: int) -> dict:
+    c = item.chunks[i]
+    return {"doc_id": doc_id, "sha256": item.sha256, "path": shown(str(item.path)), "file": shown(item.path.name),
+            "page_start": c.page_start, "page_end": c.page_end, "start": c.start, "end": c.end,
+            "chunk": c.index, "tokens": item.tokens[i], "heading": c.heading}
+
+
+# --- 4. removing what is gone ----------------------------------------------------------------------------
+
+def _remove_missing(run: _Run, seen: set[str]) -> None:
+    """Files of the folder the walk did not see (but not those in folders it could not list)."""
+    prefix = str(run.target) + os.sep
+    unlisted = tuple(folder + os.sep for folder in run.unlisted)
+    for path, row in run.manifest.files().items():
+        if path.startswith(prefix) and path not in seen and not path.startswith(unlisted):
+            run.manifest.drop_file(path)
+            if row.doc_id:
+                run.add(FileReport(path, REMOVED, "no longer in the folder", row.pages, row.chunks))
+
+
+def _remove_unreferenced(run: _Run) -> None:
+    """Documents no file points at, and those a killed run left pending or removing."""
+    referenced = run.manifest.referenced()
+    for doc in run.manifest.documents().values():
+        if doc.doc_id in referenced and doc.state == "complete":
+            continue
+        t = time.perf_counter()
+        log.info("removing %s document %s (%s)", doc.state, doc.doc_id, doc.path)
+        remove_document(run.kb, doc.doc_id)
+        run.timer["remove"] += time.perf_counter() - t
+        run.report.removed_documents += 1
 
 
 def _not_read_again(row: FileRow) -> str:

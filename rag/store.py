@@ -195,6 +195,12 @@ class ChunkStore:
             got = self.collection.get(where=where, include=["embeddings"])
         return got["ids"], got["embeddings"]
 
+    def chunks(self, where: dict[str, Any]) -> tuple[list[str], list[str], list[dict]]:
+        """The ids, texts and metadata of the chunks `where` selects."""
+        with self._chroma("read the chunks of", reading=True):
+            got = self.collection.get(where=where, include=["documents", "metadatas"])
+        return got["ids"], got["documents"], got["metadatas"]
+
     def upsert(self, ids: Sequence[str], embeddings, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
         with self._chroma("write chunks to"):
             for lo in range(0, len(ids), self.batch):
