@@ -19,6 +19,8 @@ from eval.report import _cell, aggregate
 
 METRICS = (("quote_top1", "top quote matches a gold clause"), ("quote_top3", "one of the top 3 quotes matches"),
            ("abstention_accuracy", "abstains when the documents don't say"),
+           ("not_answered", "abstains, or shows only a weak match, when the documents don't say"),
+           ("evidence_recall", "gold evidence in the sources read"),
            ("false_abstention", "abstains on an answerable question"), ("f1", "answer token F1 with the gold answers"),
            ("contains", "answer contains a gold answer"), ("quote_verified", "quotes found verbatim on their page"),
            ("citation_verified", "a generated answer's citations whose quoted words are in the cited source"))
@@ -39,19 +41,19 @@ def name(run: dict) -> str:
     return "quote answers" if run.get("answer") == "quote" else f"generated: {run.get('backend')}"
 
 
-def compare(folders: list[Path]) -> dict:
+def compare(folders: list[Path], names: list[str] | None = None) -> dict:
     runs = [load(f) for f in folders]
     common = sorted(set.intersection(*(set(rows) for _, rows in runs)))
     if not common:
         raise SystemExit("these runs share no answered question: run them on the same questions (--sample/--seed)")
     columns = []
-    for folder, (run, rows) in zip(folders, runs):
+    for n, (folder, (run, rows)) in enumerate(zip(folders, runs)):
         kept = [rows[i] for i in common]
         by_category = defaultdict(list)
         for r in kept:
             by_category[r.get("category") or "-"].append(r)
-        columns.append({"folder": str(folder), "name": name(run), "machine": run.get("machine", ""),
-                        "date": run.get("date", ""), "metrics": aggregate(kept),
+        columns.append({"folder": str(folder), "name": names[n] if names else name(run),
+                        "machine": run.get("machine", ""), "date": run.get("date", ""), "metrics": aggregate(kept),
                         "by_category": {c: aggregate(rs, intervals=False) for c, rs in sorted(by_category.items())},
                         "rows": {r["id"]: r for r in kept}})
     return {"questions": runs[0][0].get("questions"), "common": common, "columns": columns}
@@ -106,8 +108,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="folders written by `rag eval`")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--names", help="comma-separated, one a run: what each column is (default: its answer mode)")
     args = parser.parse_args()
-    c = compare(args.runs)
+    names = args.names.split(",") if args.names else None
+    if names and len(names) != len(args.runs):
+        parser.error(f"--names gives {len(names)} names for {len(args.runs)} runs")
+    c = compare(args.runs, names)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "comparison.json").write_text(json.dumps(
         {"questions": c["questions"], "common": len(c["common"]),

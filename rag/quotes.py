@@ -67,9 +67,9 @@ class Weights:
         """Write them (and what they were fitted on, `about`) where `load` reads them."""
         path.write_text(json.dumps({**about, **asdict(self)}, indent=2) + "\n", encoding="utf-8")
 
-    def threshold_for(self, clause: bool | np.ndarray) -> float | np.ndarray:
-        return np.where(clause, self.clause_threshold, self.threshold) if isinstance(clause, np.ndarray) else (
-            self.clause_threshold if clause else self.threshold)
+    def threshold_for(self, clause: bool) -> float:
+        """The threshold for a question with a clause model, or without."""
+        return self.clause_threshold if clause else self.threshold
 
 
 WEIGHTS = Weights.load()
@@ -85,8 +85,8 @@ def score(w: Weights, cosine: np.ndarray, share: np.ndarray, rank: np.ndarray, o
     about = w.opening * np.maximum(0.0, np.asarray(identity, dtype=np.float64) - w.identity)
     if about.ndim:
         about = about[:, None]
-    s = np.asarray(cosine, dtype=np.float64) + w.keywords * np.asarray(share) + w.lead / np.asarray(rank) + about * \
-        np.asarray(opening, dtype=np.float64)
+    s = np.asarray(cosine, dtype=np.float64) + w.keywords * np.asarray(share) + w.lead / np.asarray(rank)
+    s = s + about * np.asarray(opening, dtype=np.float64)
     return s if clause is None else s + w.clause * clause
 
 
