@@ -41,7 +41,7 @@ METRIC_DEFINITIONS = {
     "contains": "A normalised gold answer appears inside the normalised answer. Answerable questions only.",
     "abstention_accuracy": "Share of unanswerable questions whose answer says the documents do not say.",
     "not_answered": "Quote answers: share of unanswerable questions not given a quote as the answer (abstained on, or "
-                    "shown a weak match: rag.quotes.WEAK).",
+                    "shown a weak match: the `weak` of rag/domain/quote_weights.json).",
     "weak": "Quote answers: share of answerable questions shown a weak match (or none) rather than an answer.",
     "answered_anyway": "Share of unanswerable questions answered with something else (1 - abstention accuracy).",
     "false_abstention": "Share of answerable questions where the model said the documents do not say.",

@@ -175,7 +175,7 @@ def render(summary: dict, plots: list[str]) -> str:
     if quoted:
         lines += ["", "## Quote answers", "",
                   "Scores are margins over the threshold that applied (rag/quotes.py): 0 parts quotes from abstentions. "
-                  "An abstention is a miss in top-1 and top-3. A best quote under WEAK is shown as a weak match, not "
+                  "An abstention is a miss in top-1 and top-3. A best quote under `weak` (rag/domain/quote_weights.json) is shown as a weak match, not "
                   "as the answer: `not answered` = unanswerable questions abstained on or shown a weak match; `weak` "
                   "= answerable questions shown one (their quotes still count in top-1 and top-3).", "",
                   "| budget | top-1 match | top-3 match | abstention accuracy | not answered | weak | false abstention | "
