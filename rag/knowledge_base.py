@@ -41,13 +41,14 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from rag.reading.chunking import CHUNKER_VERSION
 from rag.config import Settings
 from rag.errors import (IndexChangedError, IndexDamagedError, IndexInconsistentError, IndexLockedError, RagError,
-                        StoreError, StoreReadError)
+                        StoreError, StoreReadError, UnknownDocumentError)
 from rag.manifest import Document, FileRow, Manifest
+from rag.paths import shown
 from rag.store import ChunkStore, disk_full, disk_full_error, open_client, refresh_local_client
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,23 @@ class KnowledgeBase:
             documents = self.manifest.documents()
             rows = sorted(self.manifest.files().values(), key=lambda f: Path(f.path).name.lower())
         return [(f, documents.get(f.doc_id) if f.doc_id else None) for f in rows]
+
+    def named(self, documents: Sequence[str]) -> list[str]:
+        """Document ids for file names or paths; a name that matches nothing is an error that lists names."""
+        with self.lock:
+            files = self.manifest.files()
+        ids: list[str] = []
+        for name in documents:
+            found = [row.doc_id for path, row in files.items()
+                     if row.doc_id and name in (path, Path(path).name, shown(path), shown(Path(path).name))]
+            if not found:
+                known = sorted({shown(Path(p).name) for p, row in files.items() if row.doc_id})
+                listed = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
+                raise UnknownDocumentError(
+                    f"no document named {shown(name)!r} in collection {self.settings.collection!r} "
+                    f"(it holds {listed or 'nothing yet'}): check the name, or `rag ingest` it first")
+            ids.extend(found)
+        return list(dict.fromkeys(ids))
 
     def page_texts(self, doc_id: str, first: int, last: int) -> dict[int, str]:
         """The stored text of a document's pages first..last, by number: what quotes are checked against."""

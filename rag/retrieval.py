@@ -20,7 +20,6 @@ from rag.domain import filings
 from rag.domain.clause_models import Clause
 from rag.domain.contracts import CONTRACT_WORDS
 from rag.embeddings import Embedder
-from rag.errors import UnknownDocumentError
 from rag.knowledge_base import KnowledgeBase, chunk_id, doc_of
 from rag.packing import Hit
 from rag.paths import shown
@@ -70,20 +69,8 @@ class Retriever:
             self.kb.close()
 
     def scope(self, documents: Sequence[str]) -> list[str]:
-        """Document ids for file names or paths; a name that matches nothing is an error that lists names."""
-        files = self.manifest.files()
-        ids: list[str] = []
-        for name in documents:
-            found = [row.doc_id for path, row in files.items()
-                     if row.doc_id and name in (path, Path(path).name, shown(path), shown(Path(path).name))]
-            if not found:
-                known = sorted({shown(Path(p).name) for p, row in files.items() if row.doc_id})
-                listed = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
-                raise UnknownDocumentError(
-                    f"no document named {shown(name)!r} in collection {self.settings.collection!r} "
-                    f"(it holds {listed or 'nothing yet'}): check the name, or `rag ingest` it first")
-            ids.extend(found)
-        return list(dict.fromkeys(ids))
+        """Document ids for file names or paths (rag.knowledge_base.KnowledgeBase.named)."""
+        return self.kb.named(documents)
 
     def search(self, question: str, k: int, documents: Sequence[str] | None = None,
                clause: Clause | None = None) -> Retrieved:
