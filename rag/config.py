@@ -68,6 +68,7 @@ class Settings:
     # small embedded model, generate with a server's
     quote_budget: int = 4096  # tokens of retrieved sources whose sentences a quote answer chooses from
     clause_models: str = ""  # "" = the bundled ones (rag/domain/clause_models.npz), "none", or a file of clause models
+    review_model: str = ""  # "" = the bundled one (rag/domain/review_model.npz), "none" (no contract review), or a file
     max_answer_tokens: int = 512  # reserved for the answer
     ordering: str = "golden"  # one of ORDERINGS: golden | reverse | sandwich | random
     top_k: int = 0  # hits retrieved; 0 = enough to fill the budget

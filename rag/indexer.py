@@ -45,6 +45,7 @@ from rag.lexical import Row
 from rag.manifest import Document, FileRow, now
 from rag.paths import shown
 from rag.reading.worker import Failed, Params, Prepared, prepare_all
+from rag.review import Reviewer
 from rag.report import FAILED, NO_TEXT, OK, REMOVED, SKIPPED, UNCHANGED, FileReport, IngestReport
 from rag.reading.walk import folder_root, hash_file, read_failure, walk
 
@@ -126,7 +127,25 @@ class _Run:
                          if row.read_at and row.status in (FAILED, NO_TEXT)}
         self.unlisted: list[str] = []  # folders that could not be listed: what was indexed from them stays
         self.report = IngestReport()
-        self.timer = {"hash": 0.0, "load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "remove": 0.0}
+        self.timer = {"hash": 0.0, "load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "remove": 0.0,
+                      "review": 0.0}
+        self._reviewer: list[Reviewer | None] = []  # opened when a document is first stored
+
+    @property
+    def reviewer(self) -> Reviewer | None:
+        """The review model; None when review is switched off (review_model = "none")."""
+        if not self._reviewer:
+            self._reviewer.append(Reviewer.open(self.settings))
+        return self._reviewer[0]
+
+    def review(self, texts: list[str]) -> str | None:
+        """A document's contract review (rag.review), as stored; None with review switched off."""
+        if self.reviewer is None:
+            return None
+        t = time.perf_counter()
+        cells = self.reviewer.cells_json(texts)
+        self.timer["review"] += time.perf_counter() - t
+        return cells
 
     def run(self) -> IngestReport:
         started, embed_before = time.perf_counter(), self.embedder.seconds
@@ -349,9 +368,11 @@ def _remember_failure(run: _Run, item: Failed) -> None:
 
 def _keep_pages(run: _Run, item: Prepared, known: Document) -> None:
     """A document indexed before page texts were kept: all it lacked, as its chunks and vectors are there."""
-    path = str(item.path)
+    path, cells = str(item.path), run.review(item.texts)
     with run.manifest.transaction() as m:
         m.put_pages(known.doc_id, item.texts, item.ocr, item.sections)
+        if cells is not None:
+            m.put_review(known.doc_id, run.reviewer.name, cells)
         m.put_file(FileRow(path, known.doc_id, item.size, OK, item.note, known.pages, known.chunks, now()))
     run.add(FileReport(path, OK, "page texts kept for quotes", known.pages, known.chunks))
 
@@ -370,11 +391,13 @@ def _index(run: _Run, item: Prepared, doc_id: str) -> None:
     run.manifest.put_document(doc)
     ids = [chunk_id(doc_id, c.index) for c in item.chunks]
     _embed_missing(run, item, doc_id, ids)
-    old = run.before.get(path)
+    old, cells = run.before.get(path), run.review(item.texts)
     with run.manifest.transaction() as m:
         m.lexical.put(doc_id, (Row(cid, c.index, c.page_start, c.page_end, n, c.text, c.heading)
                                for cid, c, n in zip(ids, item.chunks, item.tokens)))
         m.put_pages(doc_id, item.texts, item.ocr, item.sections)
+        if cells is not None:
+            m.put_review(doc_id, run.reviewer.name, cells)
         if old and old.doc_id and old.doc_id != doc_id and not m.pointing_at(old.doc_id, but=path):
             m.set_state(old.doc_id, "removing")  # the version it replaces: never searchable beside it
             m.lexical.drop(old.doc_id)

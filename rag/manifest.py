@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS pages (
     collection TEXT NOT NULL, doc_id TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
     ocr INTEGER NOT NULL DEFAULT 0, section TEXT NOT NULL DEFAULT '', PRIMARY KEY (collection, doc_id, page));
+CREATE TABLE IF NOT EXISTS reviews (
+    collection TEXT NOT NULL, doc_id TEXT NOT NULL, model TEXT NOT NULL, cells TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id));
 """
 # columns added since the first manifests, by table: an older manifest gets them (with their defaults) when opened
 ADDED_COLUMNS = {
@@ -193,6 +196,17 @@ class Manifest:
     def drop_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM documents WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
         self.db.execute("DELETE FROM pages WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+        self.db.execute("DELETE FROM reviews WHERE collection = ? AND doc_id = ?", (self.collection, doc_id))
+
+    # contract reviews: a document's cells (rag.review), as JSON, and the review model that made them
+    def put_review(self, doc_id: str, model: str, cells: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO reviews (collection, doc_id, model, cells) VALUES (?, ?, ?, ?)",
+                        (self.collection, doc_id, model, cells))
+
+    def reviews(self, model: str) -> dict[str, str]:
+        """The stored cells (JSON) of each document reviewed by `model`."""
+        return dict(self.db.execute("SELECT doc_id, cells FROM reviews WHERE collection = ? AND model = ?",
+                                    (self.collection, model)))
 
     # page texts: what quotes are cut from and checked against
     def put_pages(self, doc_id: str, texts: list[str], ocr: Sequence[int] = (), sections: Sequence[str] = ()) -> None:
