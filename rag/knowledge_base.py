@@ -155,9 +155,9 @@ class KnowledgeBase:
         return [(f, documents.get(f.doc_id) if f.doc_id else None) for f in rows]
 
     def named(self, documents: Sequence[str]) -> list[str]:
-        """Document ids for file names or paths; a name that matches nothing is an error that lists names."""
-        with self.lock:
-            files = self.manifest.files()
+        """Document ids for file names or paths; a name that matches nothing is an error that lists names. (The
+        caller holds `lock` where threads share the knowledge base, as retrieval does.)"""
+        files = self.manifest.files()
         ids: list[str] = []
         for name in documents:
             found = [row.doc_id for path, row in files.items()

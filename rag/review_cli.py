@@ -46,8 +46,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with kb.lock:
             documents = kb.manifest.documents()
-        ids = kb.named(args.documents) if args.documents else sorted(
-            (d for d, doc in documents.items() if doc.state == "complete"), key=lambda d: documents[d].path.lower())
+            ids = kb.named(args.documents) if args.documents else sorted(
+                (d for d, doc in documents.items() if doc.state == "complete"), key=lambda d: documents[d].path.lower())
         reviews = library_reviews(kb, reviewer, ids)
     finally:
         kb.close()
