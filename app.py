@@ -177,7 +177,7 @@ def support_note(answer: dict) -> None:
 
 
 def source_cards(answer: dict, key: str) -> None:
-    if answer["mode"] == "quote":
+    if answer["mode"] in ("quote", "review"):  # a review answer: one quote a contract, shown as quotes are
         quote_cards(answer, key)
         return
     support_note(answer)
@@ -250,6 +250,9 @@ def ask_tab(s: Settings) -> None:
         progress = st.status("Loading the models (once) ..." if engine.loading else "Searching the documents ...")
         try:
             waited = engine.ready()
+            if not scope and not history and (category := engine.clause_across(question)):
+                progress.update(label=f"Reading the contract review: {category} ...")
+                remember(question, engine.review_answer(question, category), waited)
             progress.update(label="Searching the documents ...")
             if quoting:
                 context = engine.context(question, scope or None, history=history, quoting=True,
@@ -282,9 +285,9 @@ def remember(question: str, answer, waited: float) -> None:
     conversation" then has something to clear)."""
     s = answer.seconds
     s["load"] = waited  # waited for before the question was searched (what the engine's own count missed)
-    last = ("choosing quotes", s["quote"]) if answer.mode == "quote" else (
-        "writing", s["total"] - sum(s.get(k, 0.0) for k in ("load", "retrieve", "pack")))
-    steps = [("loading the models", s["load"]), ("searching", s["retrieve"] + s["pack"]), last]
+    last = ("choosing quotes", s["quote"]) if answer.mode == "quote" else ("reading the contract review", s["review"]) \
+        if answer.mode == "review" else ("writing", s["total"] - sum(s.get(k, 0.0) for k in ("load", "retrieve", "pack")))
+    steps = [("loading the models", s["load"]), ("searching", s.get("retrieve", 0.0) + s.get("pack", 0.0)), last]
     state.turns.append({"question": question, "answer": answer.to_dict(),
                         "took": " · ".join(f"{name} {t:.2f} s" for name, t in steps if t >= 0.005)})
     st.rerun()

@@ -185,7 +185,12 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(json_safe(answer.to_dict()), indent=2))
         return 0
-    if answer.mode == "quote":
+    if answer.mode == "review":
+        print(printable(answer.text.split("\n", 1)[0]))
+        for q in answer.quotes:
+            print(f'\n  [{q.source}] {printable(q.file)}, {where(q)} ({q.score:.0%}), characters {q.start}-{q.end}:')
+            print(f'      "{printable(q.shown())}"')
+    elif answer.mode == "quote":
         print_quotes(answer)
     else:
         print()
@@ -215,6 +220,8 @@ def timings(answer) -> str:
     s = answer.seconds
     loading = s.get("open", 0.0) + s.get("load", 0.0)  # opening the index, then what the question waited for
     load = f"load {loading:.2f} s (models and index, once per process); " if loading >= 0.005 else ""
+    if answer.mode == "review":
+        return f"(the contract review of {answer.checked} documents, no language model; {load}{s['review']:.2f} s)"
     if answer.mode == "quote":
         return (f"(sentences of {sum(x['tokens'] for x in answer.sources)} tokens of sources, quote budget "
                 f"{answer.budget}; {load}retrieve {s['retrieve']:.2f} s, pack {s['pack']:.2f} s, quote {s['quote']:.2f} s)")

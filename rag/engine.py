@@ -13,9 +13,11 @@ tokenizer. The whole prompt is counted again before it is sent; it never exceeds
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 from rag.config import Settings
@@ -27,10 +29,15 @@ from rag.embeddings import Embedder
 from rag.citations import Citation, check, cite, support, supporting_texts
 from rag.quotes import Quote, Quoter
 from rag.retrieval import Retriever
+from rag.review import Reviewer, holding
+from rag.domain.cuad import BY_NAME
 from rag.tokens import llama3_encoding, llama3_tokens
 
 log = logging.getLogger(__name__)
 
+# a question about documents at large: "which contracts ...", "do any of our agreements ...", "list all contracts ..."
+ACROSS = re.compile(r"\b(?:which|what|any|all|every|how many|list)\b(?:\W+\w+){0,3}?\W+(?:contracts|agreements|"
+                    r"documents)\b", re.IGNORECASE)
 TOKENS_PER_CHUNK = 150  # fewer than a chunk really holds (~220 Llama-3 tokens): enough hits to fill the budget
 
 
@@ -57,6 +64,7 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)  # what it states that no source it cites contains
     instead: Answer | None = None  # an unsupported answer: the quote answer from the same sources
     too_small: str = ""  # why the model that wrote it cannot be relied on ("" when it can)
+    checked: int = 0  # a question about many documents (mode "review"): how many documents were checked
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +109,7 @@ class Engine:
         self._clean, self._clean_for = neutralize, None
         self.quoter = Quoter.open(settings, embedder, self.retriever.kb.page_texts)
         self._background(self.quoter.warm)
+        self._reviewer: Reviewer | None = None  # the contract review's model, opened when a question needs it
 
     def _background(self, *jobs: Callable[[], object]) -> None:
         """Run the jobs one after another in a thread. A job that fails is done again, and raises, where its
@@ -176,7 +185,11 @@ class Engine:
 
     def ask(self, question: str, documents: Sequence[str] | None = None, on_token: Callable[[str], None] | None = None,
             history: Sequence[tuple[str, str]] = (), *, answer: str | None = None, **options) -> Answer:
-        """`answer`: quote or generate (default: `mode`); `options`: budget, ordering, top_k (see `context`)."""
+        """`answer`: quote or generate (default: `mode`); `options`: budget, ordering, top_k (see `context`). A
+        question about a clause type across the documents ("which contracts have a non-compete?") is answered
+        from the contract review (`review_answer`)."""
+        if not documents and not history and (category := self.clause_across(question)):
+            return self.review_answer(question, category)
         if (answer or self.mode) == "quote":
             return self.quote_answer(self.context(question, documents, history=history, quoting=True, **options))
         return self.answer(self.context(question, documents, history=history, **options), on_token)
@@ -248,6 +261,35 @@ class Engine:
                                                 done - started, "total": before + done - started},
             quotes=chosen.quotes, abstained=chosen.abstained, weak=chosen.weak, ranked=chosen.best, mode="quote"),
             packed.sources)
+
+    def clause_across(self, question: str) -> str | None:
+        """The CUAD clause type a question asks about across documents ("which contracts ...", "do any of our
+        agreements ..."), or None: a question about the documents at large that names a clause type the
+        review knows."""
+        if not ACROSS.search(question) or self.settings.review_model == "none":
+            return None
+        clause = self.quoter.clause(question)
+        return clause.name if clause is not None and clause.name in BY_NAME else None
+
+    def review_answer(self, question: str, category: str) -> Answer:
+        """The documents whose contract review finds the clause, most probable first, each with its best quote."""
+        started = time.perf_counter()
+        if self._reviewer is None:
+            self._reviewer = Reviewer.open(self.settings)
+        found, checked = holding(self.retriever.kb, self._reviewer, category)
+        quotes = [Quote(cell.quotes[0].text, Path(path).name, path, doc_id, cell.quotes[0].page, cell.quotes[0].start,
+                        cell.quotes[0].end, n, round(cell.probability, 4))
+                  for n, (doc_id, path, cell) in enumerate(found, 1)]
+        citations = [Citation(q.source, q.file, q.path, q.page, q.page, q.text) for q in quotes]
+        lines = [f"{len(found)} of {checked} documents have a {category} clause (the contract review's probability "
+                 "0.5 or more), most probable first:" if found else
+                 f"None of the {checked} documents has a {category} clause, as the contract review reads them."]
+        lines += [f"[{q.source}] {q.file}, page {q.page} ({q.score:.0%}): {q.shown()}" for q in quotes]
+        took = time.perf_counter() - started
+        return Answer(question=question, text="\n".join(lines), backend="contract review (no language model)",
+                      citations=citations, sources=[], not_fitted=[], prompt_tokens=0, budget=0, ordering="",
+                      quotes=quotes, seconds={"review": took, "first_token": took, "total": took}, abstained=not found,
+                      mode="review", checked=checked)
 
     def answer(self, context: Context, on_token: Callable[[str], None] | None = None) -> Answer:
         """Stream the model's answer to a prepared context and tie its [n] citations to file and page."""

@@ -184,3 +184,15 @@ def library_reviews(kb, reviewer: Reviewer, doc_ids: list[str]) -> dict[str, lis
         except IndexLockedError:
             log.info("an ingest is writing: %d reviews made now are not stored", len(made))
     return {d: cells_from_json(stored.get(d) or made[d]) for d in doc_ids if d in stored or d in made}
+
+
+def holding(kb, reviewer: Reviewer, category: str) -> tuple[list[tuple[str, str, Cell]], int]:
+    """The documents whose review finds `category` (doc id, path, cell), most probable first, and how many
+    documents were checked: every complete document the knowledge base shows."""
+    with kb.lock:
+        hidden = set(kb.manifest.hidden())
+        documents = {d: doc for d, doc in kb.manifest.documents().items() if doc.state == "complete" and d not in hidden}
+    reviews = library_reviews(kb, reviewer, sorted(documents))
+    found = [(d, documents[d].path, cell) for d, cells in reviews.items() for cell in cells
+             if cell.category == category and cell.found]
+    return sorted(found, key=lambda f: (-f[2].probability, f[1])), len(reviews)

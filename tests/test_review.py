@@ -191,3 +191,24 @@ def test_cuad_metric_counts_as_its_evaluate_py():
     assert c.precision_at(0.8) == 1.0 and c.precision_at(0.9) == 1.0
     assert c.aupr() == pytest.approx(1.0)  # best precision at full recall is 1: the whole square
     assert curve({"q": ["a b c d"]}, {"q": [("x y", 0.5)]}).precision_at(0.8) == 0  # never reached
+
+
+def test_a_question_about_every_contract_is_answered_from_the_review(sample_index):
+    proc = rag("ask", "Which of our contracts have a governing law clause?", "--index", str(sample_index.index_dir),
+               "--collection", sample_index.collection, "--json")
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    answer = json.loads(out)
+    assert answer["mode"] == "review" and answer["checked"] == len(list(CONTRACTS.glob("*.pdf")))
+    marked = {q["documents"][0] for q in map(json.loads, (ROOT / "data" / "questions.jsonl").read_text().splitlines())
+              if q["category"] == "Governing Law" and any(e.strip() for e in q["evidence"])}
+    listed = [q["file"] for q in answer["quotes"]]
+    assert len(set(listed) & marked) >= len(marked) - 1 and len(set(listed) - marked) <= 1, (listed, marked)
+    assert [q["score"] for q in answer["quotes"]] == sorted((q["score"] for q in answer["quotes"]), reverse=True)
+    assert all("law" in q["text"].lower() for q in answer["quotes"])
+    assert answer["text"].startswith(f"{len(listed)} of {answer['checked']} documents have a Governing Law clause")
+    # about one document, the same words ask for a quote answer
+    proc = rag("ask", "What law governs this agreement?", "--index", str(sample_index.index_dir), "--collection",
+               sample_index.collection, "--doc", sorted(marked)[0], "--json")
+    out, err = proc.communicate()
+    assert proc.returncode == 0 and json.loads(out)["mode"] == "quote", err

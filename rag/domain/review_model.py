@@ -1,13 +1,13 @@
 """The review model: for each of CUAD's 41 clause types, how likely each passage of a contract is its clause.
 
-A contract's text is cut into candidates of three kinds: its sentences (every clause type), its short lines near
-the start (the contract's name), and its dates (agreement and effective dates, as CUAD marks them: "May 8, 2014",
-not the sentence around it). Each candidate is described by its words and word pairs (tf-idf), those of the
+A contract's text is cut into candidates of four kinds: its sentences (every clause type), its opening (the
+parties), its short lines near the start (the contract's name), and its dates (agreement and effective dates, as
+CUAD marks them: "May 8, 2014", not the sentence around it). Each candidate is described by its words and word pairs (tf-idf), those of the
 sentence before it or around it, and where it stands in the document; per clause type a logistic regression
-(scikit-learn) turns that into a probability that it is a passage lawyers marked for the type. The probabilities
-are a logistic regression's own, fitted on every candidate of every training contract, clause or not: of the
-candidates given 0.8, about 80% were marked (eval/reports/cuad-review/ shows the reliability on contracts the
-model never saw). rag.domain.review_training fits it on cuad-train; the fitted numbers ship beside this module.
+(scikit-learn) turns that into a probability that it is a passage lawyers marked for the type, rescaled (Platt)
+so that, on training contracts each scored by a model that never saw it, of the candidates given 0.8 about 80%
+were marked (eval/reports/cuad-review/ shows the reliability on contracts the model never saw).
+rag.domain.review_training fits it on cuad-train; the fitted numbers ship beside this module.
 """
 
 from __future__ import annotations
@@ -22,10 +22,14 @@ from rag.domain.cuad import CATEGORIES
 from rag.sentences import sentence_spans
 
 BUNDLED = Path(__file__).with_name("review_model.npz")
-SENTENCE, TITLE, DATE = "sentence", "title", "date"
-KINDS = (SENTENCE, TITLE, DATE)
+SENTENCE, TITLE, DATE, OPENING = "sentence", "title", "date", "opening"
+KINDS = (SENTENCE, TITLE, DATE, OPENING)
 # the kinds of candidate each clause type is looked for in (the rest: sentences)
-LOOKED_FOR_IN = {"Document Name": (TITLE,), "Agreement Date": (DATE,), "Effective Date": (DATE, SENTENCE)}
+LOOKED_FOR_IN = {"Document Name": (TITLE,), "Agreement Date": (DATE,), "Effective Date": (DATE, SENTENCE),
+                 "Parties": (OPENING, SENTENCE)}
+OPENING_CHARS = 1000  # the opening, where a contract names its parties: its sentences up to the one past this
+# an opening that reads as a contract's preamble (319 of cuad-train's 348 do): a filing's or a letter's is no candidate
+PREAMBLE = re.compile(r"\b(?:between|among|by and|part(?:y|ies))\b", re.IGNORECASE)
 TITLE_WORDS = 12  # a line of at most this many words, within the first TITLE_CHARS, may be the contract's name
 TITLE_CHARS = 6000
 CONTEXT = 0.5  # the weight of the words around a candidate against its own
@@ -58,6 +62,10 @@ def candidates(text: str) -> list[Candidate]:
             a = at + len(line) - len(line.lstrip())
             found.append(Candidate(TITLE, a, a + len(line.strip()), (at, at)))
         at += len(line)
+    if spans:
+        last = next((b for a, b in spans if b >= OPENING_CHARS), spans[-1][1])
+        if PREAMBLE.search(text, spans[0][0], last):
+            found.append(Candidate(OPENING, spans[0][0], last, (0, 0)))
     starts = [a for a, _ in spans]
     for m in DATES.finditer(text):
         i = max(0, np.searchsorted(starts, m.start(), side="right") - 1)
@@ -132,10 +140,9 @@ class ReviewModel:
         if not found:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
         x = Vectorizer(list(self.vocabulary), self.idf).matrix(text, found)
-        p = 1 / (1 + np.exp(-(x @ self.weights.T + self.bias)))
         kinds = np.array([c.kind for c in found])
-        for j, name in enumerate(self.categories):
-            p[~np.isin(kinds, LOOKED_FOR_IN.get(name, (SENTENCE,))), j] = 0
+        allowed = np.stack([np.isin(kinds, LOOKED_FOR_IN.get(name, (SENTENCE,))) for name in self.categories], axis=1)
+        p = np.where(allowed, 1 / (1 + np.exp(-np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))), 0)
         return p.astype(np.float32)
 
 
