@@ -62,13 +62,14 @@ def review(pages: list[str], model: ReviewModel) -> list[Cell]:
             if p[i, j] <= 0 or len(quotes) == QUOTES:
                 break
             c = found[i]
-            piece = text[c.start:c.end]
+            page = int(np.searchsorted(starts, c.start, side="right"))  # 1-based: starts[page - 1] <= c.start
+            at = int(starts[page - 1])
+            end = min(c.end, at + len(pages[page - 1]))  # a passage running on past its page (an opening) stops there
+            piece = text[c.start:end]
             if piece in seen:
                 continue
             seen.add(piece)
-            page = int(np.searchsorted(starts, c.start, side="right"))  # 1-based: starts[page - 1] <= c.start
-            at = int(starts[page - 1])
-            quotes.append(ReviewQuote(piece, page, c.start - at, c.end - at, float(p[i, j])))
+            quotes.append(ReviewQuote(piece, page, c.start - at, end - at, float(p[i, j])))
         best = quotes[0].probability if quotes else 0.0
         cells.append(Cell(category, best, tuple(quotes), short_answer(category, quotes[0].text) if quotes else ""))
     return cells

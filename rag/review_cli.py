@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rag.config import Settings
 from rag.domain.cuad import BY_KEY, BY_NAME, CATEGORIES
-from rag.errors import ConfigError
+from rag.errors import ConfigError, RagError
 from rag.paths import printable, shown
 
 FORMATS = (".jsonl", ".csv", ".xlsx")
@@ -45,9 +45,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     kb = KnowledgeBase.open(settings)
     try:
         with kb.lock:
-            documents = kb.manifest.documents()
+            documents, hidden = kb.manifest.documents(), set(kb.manifest.hidden())
             ids = kb.named(args.documents) if args.documents else sorted(
-                (d for d, doc in documents.items() if doc.state == "complete"), key=lambda d: documents[d].path.lower())
+                (d for d, doc in documents.items() if doc.state == "complete" and d not in hidden),
+                key=lambda d: documents[d].path.lower())
+        if not ids:
+            raise RagError(f"the knowledge base {settings.collection!r} in {settings.index_dir} is empty: add "
+                           "documents with `rag ingest FOLDER` first")
         reviews = library_reviews(kb, reviewer, ids)
     finally:
         kb.close()

@@ -212,3 +212,13 @@ def test_a_question_about_every_contract_is_answered_from_the_review(sample_inde
                sample_index.collection, "--doc", sorted(marked)[0], "--json")
     out, err = proc.communicate()
     assert proc.returncode == 0 and json.loads(out)["mode"] == "quote", err
+
+
+def test_a_quote_never_runs_past_its_page():
+    from rag.domain.review_model import ReviewModel
+
+    pages = ["EXHIBIT 10.1", "This Distribution Agreement is made by and between Acme Inc. (\"Acme\") and Beta LLC "
+             "(\"Beta\"). " * 12, "This Agreement shall be governed by the laws of the State of Texas."]
+    for cell in review(pages, ReviewModel.load()):
+        for q in cell.quotes:
+            assert pages[q.page - 1][q.start:q.end] == q.text and q.end <= len(pages[q.page - 1])
