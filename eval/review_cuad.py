@@ -23,7 +23,7 @@ from rag.domain.review_model import BUNDLED, ReviewModel
 from rag.reading.filetypes import load_pages
 from rag.review import QUOTES, review
 
-DEEPSET = {"aupr": 0.478, "p80": 0.440, "p90": 0.178}  # DeBERTa-v2-xlarge on CUAD (CUAD paper, Table 2)
+DEBERTA = {"aupr": 0.478, "p80": 0.440, "p90": 0.178}  # DeBERTa-v2-xlarge on CUAD (CUAD paper, Table 2)
 BINS = np.linspace(0, 1, 11)
 
 
@@ -101,8 +101,8 @@ def report(r: dict) -> str:
         "|---|---:|---:|---:|---:|",
         f"| **this review (2 CPU cores, no GPU)** | **{a['aupr']:.3f}** | **{a['p80']:.3f}** | **{a['p90']:.3f}** | "
         f"{a['max_recall']:.3f} |",
-        f"| DeBERTa-v2-xlarge, CUAD paper Table 2 (GPU; its own test split) | {DEEPSET['aupr']:.3f} | "
-        f"{DEEPSET['p80']:.3f} | {DEEPSET['p90']:.3f} | |", "",
+        f"| DeBERTa-v2-xlarge, CUAD paper Table 2 (GPU; its own test split) | {DEBERTA['aupr']:.3f} | "
+        f"{DEBERTA['p80']:.3f} | {DEBERTA['p90']:.3f} | |", "",
         f"Seconds per contract (2 CPU cores): reading the PDF {r['seconds_per_contract']['read']:.2f}, reviewing "
         f"it {r['seconds_per_contract']['review']:.2f}.", "",
         "A precision at a recall the quotes never reach is 0, as evaluate.py counts it.", "",

@@ -26,6 +26,7 @@ stored EMBED_BATCH chunks at a time, so a huge one costs no more memory than a s
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -129,14 +130,11 @@ class _Run:
         self.report = IngestReport()
         self.timer = {"hash": 0.0, "load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "remove": 0.0,
                       "review": 0.0}
-        self._reviewer: list[Reviewer | None] = []  # opened when a document is first stored
 
-    @property
+    @functools.cached_property
     def reviewer(self) -> Reviewer | None:
-        """The review model; None when review is switched off (review_model = "none")."""
-        if not self._reviewer:
-            self._reviewer.append(Reviewer.open(self.settings))
-        return self._reviewer[0]
+        """The review model, opened when a document is first stored; None when review is switched off."""
+        return Reviewer.open(self.settings)
 
     def review(self, texts: list[str]) -> str | None:
         """A document's contract review (rag.review), as stored; None with review switched off."""

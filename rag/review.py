@@ -7,14 +7,18 @@ verbatim and points at its page and characters there, as a quote answer's does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
-from rag.domain.review_model import ReviewModel, candidates
+from rag.domain.review_model import BUNDLED, ReviewModel, candidates
+from rag.errors import ConfigError, IndexLockedError
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +134,6 @@ class Reviewer:
     @classmethod
     def open(cls, settings) -> Reviewer | None:
         """None when review is switched off (review_model = "none")."""
-        import hashlib
-        from pathlib import Path
-
-        from rag.domain.review_model import BUNDLED
-        from rag.errors import ConfigError
-
         if settings.review_model == "none":
             return None
         path = Path(settings.review_model) if settings.review_model else BUNDLED
@@ -148,32 +146,31 @@ class Reviewer:
         return cls(model, hashlib.sha256(data).hexdigest()[:16])
 
     def cells_json(self, pages: list[str]) -> str:
-        import json
-
         return json.dumps([c.as_dict() for c in review(pages, self.model)], ensure_ascii=False)
 
 
 def cells_from_json(text: str) -> list[Cell]:
-    import json
-
     return [Cell(d["category"], d["probability"], tuple(ReviewQuote(**q) for q in d["quotes"]), d.get("answer", ""))
             for d in json.loads(text)]
 
 
-def library_reviews(kb, reviewer: Reviewer, doc_ids: list[str]) -> dict[str, list[Cell]]:
-    """Each document's cells: stored at ingest, or made now from its stored pages (a knowledge base made before
-    reviews, or with another model) and stored when no ingest is writing (else made again next time). Each
-    document's review is stored in a transaction of its own: a killed review loses nothing and the next one
-    finishes the rest."""
-    from rag.errors import IndexLockedError
+def complete_documents(kb) -> dict:
+    """Every document the knowledge base shows (complete), by id."""
+    with kb.lock:
+        return {d: doc for d, doc in kb.manifest.documents().items() if doc.state == "complete"}
 
+
+def library_reviews(kb, reviewer: Reviewer, documents: dict) -> dict[str, list[Cell]]:
+    """Each document's cells (`documents`: id -> its manifest row): stored at ingest, or made now from its stored
+    pages (a knowledge base made before reviews, or with another model) and stored when no ingest is writing (else
+    made again next time). Each document's review is stored in a transaction of its own: a killed review loses
+    nothing and the next one finishes the rest."""
     with kb.lock:
         stored = kb.manifest.reviews(reviewer.name)
-        documents = kb.manifest.documents()
     made = {}
-    for doc_id in doc_ids:
-        if doc_id not in stored and doc_id in documents:
-            pages = kb.page_texts(doc_id, 1, max(documents[doc_id].pages, 1))
+    for doc_id, doc in documents.items():
+        if doc_id not in stored:
+            pages = kb.page_texts(doc_id, 1, max(doc.pages, 1))
             made[doc_id] = reviewer.cells_json([pages[n] for n in sorted(pages)])
     if made:
         try:
@@ -184,16 +181,14 @@ def library_reviews(kb, reviewer: Reviewer, doc_ids: list[str]) -> dict[str, lis
                             m.put_review(doc_id, reviewer.name, cells)
         except IndexLockedError:
             log.info("an ingest is writing: %d reviews made now are not stored", len(made))
-    return {d: cells_from_json(stored.get(d) or made[d]) for d in doc_ids if d in stored or d in made}
+    return {d: cells_from_json(stored.get(d) or made[d]) for d in documents}
 
 
 def holding(kb, reviewer: Reviewer, category: str) -> tuple[list[tuple[str, str, Cell]], int]:
     """The documents whose review finds `category` (doc id, path, cell), most probable first, and how many
-    documents were checked: every complete document the knowledge base shows."""
-    with kb.lock:
-        hidden = set(kb.manifest.hidden())
-        documents = {d: doc for d, doc in kb.manifest.documents().items() if doc.state == "complete" and d not in hidden}
-    reviews = library_reviews(kb, reviewer, sorted(documents))
+    documents were checked: every document the knowledge base shows."""
+    documents = complete_documents(kb)
+    reviews = library_reviews(kb, reviewer, documents)
     found = [(d, documents[d].path, cell) for d, cells in reviews.items() for cell in cells
              if cell.category == category and cell.found]
     return sorted(found, key=lambda f: (-f[2].probability, f[1])), len(reviews)

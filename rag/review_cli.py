@@ -34,7 +34,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from rag.knowledge_base import KnowledgeBase
-    from rag.review import Reviewer, library_reviews
+    from rag.review import Reviewer, complete_documents, library_reviews
 
     if args.out and args.out.suffix.lower() not in FORMATS:
         raise ConfigError(f"--out {shown(str(args.out))}: name a file ending in {', '.join(FORMATS)}")
@@ -44,18 +44,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("contract review is switched off (review_model = none): unset RAG_REVIEW_MODEL to review")
     kb = KnowledgeBase.open(settings)
     try:
-        with kb.lock:
-            documents, hidden = kb.manifest.documents(), set(kb.manifest.hidden())
-            ids = kb.named(args.documents) if args.documents else sorted(
-                (d for d, doc in documents.items() if doc.state == "complete" and d not in hidden),
-                key=lambda d: documents[d].path.lower())
-        if not ids:
+        every = complete_documents(kb)
+        documents = dict(sorted(every.items(), key=lambda kv: kv[1].path.lower()))  # by path, or as named
+        if args.documents:
+            with kb.lock:
+                named = kb.named(args.documents)
+            documents = {d: every[d] for d in named if d in every}
+        if not documents:
             raise RagError(f"the knowledge base {settings.collection!r} in {settings.index_dir} is empty: add "
                            "documents with `rag ingest FOLDER` first")
-        reviews = library_reviews(kb, reviewer, ids)
+        reviews = library_reviews(kb, reviewer, documents)
     finally:
         kb.close()
-    rows = [(documents[d].path, cell) for d in ids if d in reviews for cell in reviews[d] if cell.category in wanted]
+    rows = [(documents[d].path, cell) for d in documents for cell in reviews[d] if cell.category in wanted]
     if args.out:
         {".jsonl": write_jsonl, ".csv": write_csv, ".xlsx": write_xlsx}[args.out.suffix.lower()](args.out, rows)
         print(f"{len(reviews)} documents x {len(wanted)} clause types -> {shown(str(args.out))}", file=sys.stderr)

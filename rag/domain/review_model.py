@@ -12,6 +12,7 @@ rag.domain.review_training fits it on cuad-train; the fitted numbers ship beside
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,12 +135,17 @@ class ReviewModel:
             return cls(tuple(str(c) for c in f["categories"]), tuple(str(v) for v in f["vocabulary"]), f["idf"],
                        f["weights"].astype(np.float32), f["bias"])
 
+    @functools.cached_property
+    def vectorizer(self) -> Vectorizer:
+        """Made once a model (building its vocabulary's index takes longer than reviewing a contract)."""
+        return Vectorizer(list(self.vocabulary), self.idf)
+
     def probabilities(self, text: str, found: list[Candidate]) -> np.ndarray:
         """(candidates, categories): the probability that each candidate is a passage of each clause type; 0 where
         the type is not looked for in that kind of candidate."""
         if not found:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
-        x = Vectorizer(list(self.vocabulary), self.idf).matrix(text, found)
+        x = self.vectorizer.matrix(text, found)
         kinds = np.array([c.kind for c in found])
         allowed = np.stack([np.isin(kinds, LOOKED_FOR_IN.get(name, (SENTENCE,))) for name in self.categories], axis=1)
         p = np.where(allowed, 1 / (1 + np.exp(-np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))), 0)
