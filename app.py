@@ -1,4 +1,4 @@
-"""Streamlit workbench: `streamlit run app.py`. A thin shell over rag/: Ask, Library, Settings.
+"""Streamlit workbench: `streamlit run app.py`. A thin shell over rag/: Ask, Review, Library, Settings.
 
 Binds to localhost and sends no usage statistics (.streamlit/config.toml). Every library error is
 shown as the message it carries, which says what to do. Nothing a document or a model wrote reaches the
@@ -28,6 +28,7 @@ from rag.page_view import answer_words, highlight_html, inert, page_image
 from rag.paths import shown
 from rag.prompts import pages_label
 from rag.quotes import WEIGHTS
+from rag.review import FOUND
 
 BUDGETS = {f"{k}K": k * 1024 for k in (4, 8, 16, 32, 64, 128)}  # the context budgets offered, 128K: Llama 3.1's window
 HISTORY_TURNS = 3  # earlier turns the model sees in a follow-up
@@ -293,6 +294,117 @@ def remember(question: str, answer, waited: float) -> None:
     st.rerun()
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def reviewer_for(review_model: str, _s: Settings):
+    """The review model, read once per model file (its tf-idf index is built once with it)."""
+    from rag.review import Reviewer
+
+    return Reviewer.open(_s)
+
+
+def review_tab(s: Settings) -> None:
+    """The contract review: a row per document, a column per clause type, each cell its short answer or first
+    words, shaded by probability; filters; a cell chosen (clicked, or in the two boxes below) shows its quotes on
+    their pages, highlighted; downloads of what is shown."""
+    from rag.domain.cuad import CATEGORIES
+    from rag.review import complete_documents, library_reviews
+    from rag.review_cli import export
+
+    reviewer = reviewer_for(s.review_model, s)
+    if reviewer is None:
+        st.info("Contract review is switched off (review_model = none): unset RAG_REVIEW_MODEL to review.")
+        return
+    kb = kb_for(s)
+    documents = complete_documents(kb)
+    if not documents:
+        st.info("The knowledge base is empty: add documents in the Library tab, or run `rag ingest FOLDER`.")
+        return
+    with st.spinner(f"Reading the review of {len(documents)} documents ..."):
+        reviews = library_reviews(kb, reviewer, documents)
+    paths = {shown(Path(doc.path).name): doc.path for doc in documents.values()}
+    cells = {shown(Path(documents[d].path).name): {c.category: c for c in reviews[d]} for d in documents}
+    names = [c.name for c in CATEGORIES]
+    left, middle, right = st.columns(3)
+    columns = left.multiselect("Clause types shown", names, placeholder="all 41", key="review_columns") or names
+    has = middle.multiselect("Has", names, placeholder="any", key="review_has")
+    lacks = right.multiselect("Lacks", names, placeholder="any", key="review_lacks")
+    rows = sorted((n for n, found in cells.items() if all(found[c].found for c in has)
+                   and not any(found[c].found for c in lacks)), key=str.lower)
+    st.caption(f"{len(rows)} of {len(cells)} documents. A cell: the clause's short answer or first words, shaded "
+               f"by how probable it is that the document holds it (shown from {FOUND:.0%}; pale yellow: maybe). "
+               "Choose a cell to read its quotes on their pages.")
+    if not rows:
+        return
+    state.review_matrix_rows = rows  # what a click's row number means, for choose_cell
+    matrix(cells, rows, columns)
+    table = [(paths[n], cells[n][c]) for n in rows for c in columns]
+    for place, suffix, mime in zip(st.columns(2), (".csv", ".xlsx"), ("text/csv", XLSX)):
+        place.download_button(f"Download {suffix[1:].upper()} ({len(rows)} documents x {len(columns)} clause types)",
+                              export(table, suffix), f"review{suffix}", mime, key=f"review_download{suffix}")
+    for key, allowed in (("review_doc", rows), ("review_category", columns)):  # a choice filtered away is undone
+        if state.get(key) not in allowed:
+            state[key] = None
+    pick_doc, pick_type = st.columns(2)
+    name = pick_doc.selectbox("Document", rows, key="review_doc", index=None, placeholder="choose a cell above, or "
+                                                                                        "here")
+    category = pick_type.selectbox("Clause type", columns, key="review_category", index=None,
+                                   placeholder="choose a cell above, or here")
+    if name in cells and category in cells[name]:
+        review_cell(cells[name][category], paths[name], name)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MATRIX_PIXELS = (300, 220)  # the review matrix's columns: the document's, each clause type's
+
+
+def matrix(cells: dict, rows: list[str], columns: list[str]) -> None:
+    import pandas as pd
+
+    from rag.review_cli import cell_words
+
+    chosen = [[cells[n][c] for c in columns] for n in rows]
+    frame = pd.DataFrame([[cell_words(c) if c.quotes and c.probability >= FOUND / 2 else "" for c in row]
+                          for row in chosen], index=rows, columns=columns)
+    shades = pd.DataFrame([[shade(c.probability) for c in row] for row in chosen], index=rows, columns=columns)
+    text = st.column_config.TextColumn  # shown as the characters they are
+    st.dataframe(frame.style.apply(lambda _: shades, axis=None), key="review_matrix", on_select=choose_cell,
+                 selection_mode="single-cell", height=min(35 * (len(rows) + 1) + 3, 640),
+                 column_config={"_index": text("document", pinned=True, width=MATRIX_PIXELS[0]),
+                                **{c: text(width=MATRIX_PIXELS[1]) for c in columns}})
+
+
+def shade(probability: float) -> str:
+    """A cell's background: green, deeper as the clause is more probable, from FOUND; a pale yellow for a maybe
+    (over half of FOUND); none under that."""
+    if probability >= FOUND:
+        light = int(235 - 110 * (probability - FOUND) / (1 - FOUND))
+        return f"background-color: rgb({light}, 245, {light}); color: black"
+    return "background-color: rgb(255, 248, 215); color: black" if probability >= FOUND / 2 else ""
+
+
+def choose_cell() -> None:
+    """A click on the matrix chooses its document and clause type in the boxes under it."""
+    chosen = state.review_matrix.selection.get("cells") or []
+    if chosen:
+        row, column = chosen[0]
+        if row < len(state.get("review_matrix_rows", ())):
+            state.review_doc, state.review_category = state.review_matrix_rows[row], column
+
+
+def review_cell(cell, path: str, name: str) -> None:
+    st.markdown(f"**{inert(name)} · {inert(cell.category)}** · "
+                f"{'found' if cell.found else 'not found'}, probability {cell.probability:.0%}"
+                + (f" · answer: {inert(cell.answer)}" if cell.answer else ""))
+    if not cell.quotes:
+        st.caption("No passage of this document reads as this clause type.")
+    for i, q in enumerate(cell.quotes):
+        with st.container(border=True):
+            st.markdown(f"p. {q.page} · characters {q.start}-{q.end} · probability {q.probability:.0%}")
+            st.markdown(f"<div class='passage'>{inert(' '.join(q.text.split()))}</div>", unsafe_allow_html=True)
+            if path.lower().endswith(".pdf") and st.toggle(f"Show page {q.page}", key=f"review-quote-{i}"):
+                show_page(path, q.page, [q.text])
+
+
 def library_tab(s: Settings) -> None:
     st.caption(f"Collection `{s.collection}` in `{s.chroma_url or s.index_dir}`")
     table = st.empty()  # filled last, after this run's uploads, re-scans and removals
@@ -438,7 +550,8 @@ try:
 except RagError as e:
     say(st.error, str(e))
     st.stop()
-for tab, show in zip(st.tabs(["Ask", "Library", "Settings"]), (ask_tab, library_tab, settings_tab)):
+TABS = {"Ask": ask_tab, "Review": review_tab, "Library": library_tab, "Settings": settings_tab}
+for tab, show in zip(st.tabs(list(TABS)), TABS.values()):
     with tab:
         try:
             show(current)

@@ -106,7 +106,7 @@ def short_answer(category: str, quote: str) -> str:
         return " ".join(m.group(0).split()) if m else ""
     if category == "Governing Law":
         m = _LAW.search(quote)
-        return re.sub(r"[.,]+$", "", m.group(1)) if m else ""
+        return re.sub(r"[.,]+$", "", " ".join(m.group(1).split())) if m else ""
     return ""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         kb.close()
     rows = [(documents[d].path, cell) for d in documents for cell in reviews[d] if cell.category in wanted]
     if args.out:
-        {".jsonl": write_jsonl, ".csv": write_csv, ".xlsx": write_xlsx}[args.out.suffix.lower()](args.out, rows)
+        args.out.write_bytes(export(rows, args.out.suffix.lower()))
         print(f"{len(reviews)} documents x {len(wanted)} clause types -> {shown(str(args.out))}", file=sys.stderr)
     else:
         print_found(rows)
@@ -83,22 +84,26 @@ def row(path: str, cell) -> dict:
     return {"document": Path(path).name, "path": path, **cell.as_dict()}
 
 
-def write_jsonl(out: Path, rows) -> None:
-    with open(out, "w", encoding="utf-8") as f:
-        for path, cell in rows:
-            f.write(json.dumps(row(path, cell), ensure_ascii=False) + "\n")
+def export(rows, suffix: str) -> bytes:
+    """`rows` ((path, cell) pairs) as a file of the format its extension names: .jsonl, .csv or .xlsx."""
+    return {".jsonl": jsonl, ".csv": csv_text, ".xlsx": xlsx}[suffix](rows)
 
 
-def write_csv(out: Path, rows) -> None:
+def jsonl(rows) -> bytes:
+    return "".join(json.dumps(row(path, cell), ensure_ascii=False) + "\n" for path, cell in rows).encode()
+
+
+def csv_text(rows) -> bytes:
     """One line per document x clause type: its best quote and page in columns, every quote as JSON."""
-    with open(out, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["document", "category", "found", "probability", "answer", "quote", "page", "quotes"])
-        for path, cell in rows:
-            best = cell.quotes[0] if cell.quotes else None
-            w.writerow([inert(Path(path).name), cell.category, cell.found, round(cell.probability, 4),
-                        inert(cell.answer), inert(best.text if best else ""), best.page if best else "",
-                        inert(json.dumps([q.__dict__ for q in cell.quotes], ensure_ascii=False))])
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["document", "category", "found", "probability", "answer", "quote", "page", "quotes"])
+    for path, cell in rows:
+        best = cell.quotes[0] if cell.quotes else None
+        w.writerow([inert(Path(path).name), cell.category, cell.found, round(cell.probability, 4),
+                    inert(cell.answer), inert(best.text if best else ""), best.page if best else "",
+                    inert(json.dumps([q.__dict__ for q in cell.quotes], ensure_ascii=False))])
+    return f.getvalue().encode()
 
 
 def inert(text: str) -> str:
@@ -107,7 +112,7 @@ def inert(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def write_xlsx(out: Path, rows) -> None:
+def xlsx(rows) -> bytes:
     """Sheet "Matrix": a row per document, a column per clause type, each cell the short answer or the best quote's
     first words and its page, shaded by probability; sheet "Quotes": every quote, one per row, to filter."""
     from openpyxl import Workbook
@@ -129,10 +134,8 @@ def write_xlsx(out: Path, rows) -> None:
             cell = at.get((path, name))
             if cell is None or not cell.quotes:
                 continue
-            best = cell.quotes[0]
-            words = cell.answer or " ".join(best.text.split()[:CELL_WORDS])
-            shown_cell = put(matrix, i, j, f"{'' if cell.found else '(unlikely) '}{words} (p. {best.page}, "
-                                           f"{cell.probability:.0%})")
+            shown_cell = put(matrix, i, j, f"{'' if cell.found else '(unlikely) '}{cell_words(cell)} "
+                                           f"(p. {cell.quotes[0].page}, {cell.probability:.0%})")
             shade = int(255 - 120 * cell.probability)
             shown_cell.fill = PatternFill("solid", fgColor=f"{shade:02X}FF{shade:02X}" if cell.found else "FFFFFF")
     matrix.freeze_panes = "B2"
@@ -152,7 +155,9 @@ def write_xlsx(out: Path, rows) -> None:
             r += 1
     quotes.auto_filter.ref = f"A1:K{max(r - 1, 1)}"
     matrix.auto_filter.ref = f"A1:{get_column_letter(len(names) + 1)}{len(documents) + 1}"
+    out = io.BytesIO()
     book.save(out)
+    return out.getvalue()
 
 
 def put(sheet, row_number: int, column: int, value):
@@ -164,6 +169,12 @@ def put(sheet, row_number: int, column: int, value):
     return cell
 
 
+def cell_words(cell) -> str:
+    """What a matrix cell shows: the short answer, else the best quote's first words."""
+    words = cell.quotes[0].text.split() if cell.quotes else []
+    return cell.answer or " ".join(words[:CELL_WORDS]) + (" ..." if len(words) > CELL_WORDS else "")
+
+
 def print_found(rows) -> None:
     last = None
     for path, cell in rows:
@@ -171,6 +182,5 @@ def print_found(rows) -> None:
             print(f"\n{printable(Path(path).name)}")
             last = path
         if cell.found:
-            best = cell.quotes[0]
-            words = cell.answer or " ".join(best.text.split()[:CELL_WORDS]) + " ..."
-            print(f"  {cell.category:36s} {cell.probability:4.0%}  {printable(words)}  (p. {best.page})")
+            print(f"  {cell.category:36s} {cell.probability:4.0%}  {printable(cell_words(cell))}  "
+                  f"(p. {cell.quotes[0].page})")

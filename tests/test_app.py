@@ -229,10 +229,40 @@ def test_the_context_budget_is_disabled_for_quote_answers(monkeypatch, sample_in
 
 def test_the_library_table_is_wide_enough_for_file_names(monkeypatch, sample_index):
     app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")
-    names = app.dataframe[0].value["file"]
+    table = next(d for d in app.dataframe if "file" in d.value.columns)  # the Review tab's matrix comes first
+    names = table.value["file"]
     longest = max(len(name) for name in names)
     assert longest > 50  # CUAD's names: NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf
-    columns = json.loads(app.dataframe[0].proto.columns)
+    columns = json.loads(table.proto.columns)
     # measured in Chromium: CUAD's longest name, 104 characters, is 700 pixels wide in the table
     assert columns["file"]["width"] >= 7 * longest and columns["file"]["pinned"]
     assert all(columns[name]["type_config"]["type"] == "text" for name in ("file", "reason", "path"))
+
+
+def test_the_review_tab_shows_each_contract_by_clause_type_and_a_cell_its_quotes_on_the_page(monkeypatch,
+                                                                                             sample_index):
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")
+    matrix = next(d for d in app.dataframe if "Governing Law" in d.value.columns)
+    assert len(matrix.value) == 10 and len(matrix.value.columns) == 41
+    assert matrix.value.loc[NETGEAR, "Governing Law"] == "California"  # the short answer, in its cell
+    assert sorted(b.label.split(" (")[0] for b in app.get("download_button")) == ["Download CSV", "Download XLSX"]
+    app.selectbox(key="review_doc").set_value(NETGEAR)
+    app.selectbox(key="review_category").set_value("Governing Law").run()
+    assert not app.exception
+    assert any(re.match(rf"\*\*{re.escape(NETGEAR)} · Governing Law\*\* · found, probability \d+% · answer: "
+                           "California$", plain(m.value)) for m in app.markdown)
+    assert "State of California" in " ".join(plain(m.value) for m in app.markdown if "passage" in m.value)
+    app.toggle(key="review-quote-0").set_value(True).run()
+    assert not app.exception and len(app.get("image")) == 1  # its page, the quote highlighted
+
+    app.multiselect(key="review_has").set_value(["Non-Compete"]).run()  # a filter: the contracts that bar competing
+    having = [c.value for c in app.caption if re.match(r"\d+ of 10 documents", c.value)]
+    assert having and 1 <= int(having[0].split()[0]) < 10
+    assert app.session_state["review_doc"] is None  # NETGEAR has none: its cell is no longer shown
+    app.multiselect(key="review_lacks").set_value(["Non-Compete"]).run()  # has and lacks it: none
+    assert any(c.value.startswith("0 of 10 documents") for c in app.caption) and not app.exception
+
+
+def test_the_review_tab_says_when_review_is_switched_off(monkeypatch, sample_index):
+    app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded", RAG_REVIEW_MODEL="none")
+    assert any("Contract review is switched off" in i.value for i in app.info)

@@ -101,9 +101,73 @@ def test_ask_in_a_real_browser(served, tmp_path):
         expect(page.get_by_text(re.compile(r"board-minutes\.md: 1 indexed"))).to_be_visible(timeout=120_000)
         page.screenshot(path=str(tmp_path / "library.png"), full_page=True)
     assert (tmp_path / "ask.png").stat().st_size > 10_000
-    shots = os.environ.get("RAG_SCREENSHOTS")  # where the README's screenshot is refreshed from
+    shots = os.environ.get("RAG_SCREENSHOTS")  # the folder the README's screenshots are refreshed from
     if shots:
-        shutil.copy(tmp_path / "ask.png", shots)
+        shutil.copy(tmp_path / "ask.png", os.path.join(shots, "ask.png"))
+
+
+CHOSEN = ("Governing Law", "Renewal Term", "Non-Compete", "Cap On Liability")  # the Review tab's columns, in order
+
+
+@pytest.mark.slow
+def test_review_and_a_question_about_every_contract_in_a_real_browser(served, tmp_path):
+    """The Review tab: the matrix of the sample contracts, a click on NETGEAR's governing-law cell shows its quote
+    (California) and the page with it highlighted; the XLSX download is what is shown; a filter keeps the contracts
+    that have a non-compete. Then the Ask tab answers "which contracts have a non-compete?" from the review, a card
+    for each of those contracts."""
+    from openpyxl import load_workbook
+    from playwright.sync_api import expect
+
+    contracts = sorted((p.name for p in (ROOT / "data" / "contracts").glob("*.pdf")), key=str.lower)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(served)
+        page.get_by_role("tab", name="Review").click()
+        shown = page.locator(".st-key-review_columns input")
+        expect(shown).to_be_visible(timeout=120_000)
+        for name in CHOSEN:
+            shown.fill(name)
+            shown.press("Enter")
+        page.keyboard.press("Escape")
+        expect(page.get_by_text(re.compile(rf"^Download XLSX \(10 documents x {len(CHOSEN)} clause types\)$"))
+               ).to_be_visible(timeout=60_000)
+        grid = page.locator(".st-key-review_matrix [data-testid='stDataFrameResizable']")
+        box = grid.bounding_box()
+        row = contracts.index("NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf")
+        page.mouse.click(box["x"] + 300 + 110, box["y"] + 35 * (row + 1) + 17)  # header, then 35 px rows
+        expect(page.get_by_text(re.compile(r"Governing Law · found, probability \d+% · answer: California"))
+               ).to_be_visible(timeout=60_000)
+        assert "State of California" in page.locator(".passage").first.inner_text()
+        page.get_by_text(re.compile(r"^Show page \d+$")).first.click()
+        expect(page.locator("[data-testid='stImage'] img").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        with page.expect_download() as download:
+            page.get_by_role("button", name=re.compile("Download XLSX")).click()
+        download.value.save_as(tmp_path / "review.xlsx")
+        matrix = load_workbook(tmp_path / "review.xlsx")["Matrix"]
+        assert [c.value for c in matrix[1]] == ["document", *CHOSEN] and matrix.max_row == 11
+        assert "California" in next(r[1].value for r in matrix.iter_rows(min_row=2) if r[0].value.startswith("NETGEAR"))
+
+        has = page.locator(".st-key-review_has input")
+        has.fill("Non-Compete")
+        has.press("Enter")
+        page.keyboard.press("Escape")
+        fewer = page.get_by_text(re.compile(r"^[1-9] of 10 documents\."))  # two of the samples bar competing
+        expect(fewer).to_be_visible(timeout=60_000)
+        having = int(fewer.inner_text().split()[0])
+
+        page.get_by_role("tab", name="Ask").click()
+        box = page.get_by_placeholder("Ask a question about your documents")
+        box.fill("Which of our contracts have a non-compete?")
+        box.press("Enter")
+        cards = page.locator("strong", has_text=re.compile(r"^.+\.pdf, p\. \d+$"))
+        expect(cards.first).to_be_visible(timeout=240_000)
+        assert cards.count() == having  # a card a contract: the ones the review finds it in
+        expect(page.get_by_text(re.compile(r"reading the contract review"))).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "review-ask.png"), full_page=True)
+    shots = os.environ.get("RAG_SCREENSHOTS")
+    if shots:
+        shutil.copy(tmp_path / "review.png", os.path.join(shots, "review.png"))
 
 
 def ask(browser, url: str, question: str):
