@@ -2,9 +2,10 @@
 
     python -m eval.bench_retrieval [--docs ../shared/data/cuad-dev/docs] [--copies 19] [--questions 100]
 
-The index: the CUAD contracts ingested once (bfloat16 embeddings, to save time), then their stored
-chunks copied under new document ids until the collection holds >= 100K chunks (vectors, BM25 rows and
-manifest entries alike: what ingesting the copies would store, without embedding them again).
+The index: the CUAD contracts ingested once (embed_dtype "auto": bfloat16 where the CPU has it natively, as
+bfloat16 emulated is slower than float32), then their stored chunks copied under new document ids until the
+collection holds >= 100K chunks (vectors, BM25 rows and manifest entries alike: what ingesting the copies would
+store, without embedding them again).
 For each budget (8K, 32K, 128K Llama-3 tokens) and each of a seeded sample of dev questions, over the
 whole knowledge base (no document scope): ours = hybrid retrieval of budget/150 hits + golden-first
 packing with neighbour expansion, counted with the Llama-3 tokenizer; stock = LlamaIndex
@@ -90,7 +91,7 @@ def main() -> None:
     questions = [json.loads(line)["question"] for line in random.Random(0).sample(lines, args.questions)]
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(index_dir=args.index or Path(tmp), collection="bench", embed_dtype="bfloat16")
+        settings = Settings(index_dir=args.index or Path(tmp), collection="bench")
         embedder = Embedder(settings)
         started = time.perf_counter()
         built = (settings.index_dir / "built.json")
