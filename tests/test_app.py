@@ -40,6 +40,11 @@ def said(elements) -> str:
     return " ".join(plain(e.value) for e in elements)
 
 
+def library(app):
+    """The Library tab's table (the Review tab's matrix comes before it)."""
+    return next(d for d in app.dataframe if "file" in d.value.columns).value
+
+
 def cards(app) -> list[str]:
     return [plain(m.value) for m in app.markdown if re.match(r"\*\*\\\[\d+\\\] ", m.value)]
 
@@ -161,13 +166,13 @@ def test_library_rescans_a_folder_and_removes_a_document(monkeypatch, settings, 
     assert not app.exception
     assert "3 indexed" in said(app.success)
     assert "empty.pdf: failed: empty file (0 bytes)" in said(app.error)
-    table = app.dataframe[0].value
+    table = library(app)
     assert sorted(table["status"]) == ["failed", "ok", "ok", "ok"]
     gone = sorted(p.name for p in folder.glob("*.pdf") if p.stat().st_size)[0]
     app.selectbox(key="remove_path").set_value(str(folder / gone)).run()
     app.button(key="remove").click().run()
     assert f"Removed {gone}" in said(app.success)
-    assert gone not in set(app.dataframe[0].value["file"])
+    assert gone not in set(library(app)["file"])
     assert (folder / gone).exists()
 
 
@@ -182,12 +187,13 @@ def test_rescan_of_a_folder_with_odd_names_shows_them(monkeypatch, settings, tmp
     app.button(key="rescan").click().run()
     assert not app.exception
     assert "1 indexed" in said(app.success) and "loop.pdf: failed: symlink loop" in said(app.error)
-    assert sorted(app.dataframe[0].value["file"]) == ["caf\\xe9.md", "loop.pdf"]
+    assert sorted(library(app)["file"]) == ["caf\\xe9.md", "loop.pdf"]
 
 
 def other_tabs_rendered(app) -> None:
-    """The Library tab's table and the Settings tab's form: the tabs after Ask still rendered."""
-    assert len(app.dataframe) == 1 and len(app.select_slider) == 1
+    """The Review tab's matrix, the Library tab's table and the Settings tab's form: the tabs after Ask still
+    rendered."""
+    assert [d.key for d in app.dataframe] == ["review_matrix", None] and len(app.select_slider) == 1
 
 
 def test_a_page_of_an_absurd_shape_is_shown_scaled_down_and_a_page_that_fails_is_a_line(monkeypatch, settings,
@@ -229,7 +235,7 @@ def test_the_context_budget_is_disabled_for_quote_answers(monkeypatch, sample_in
 
 def test_the_library_table_is_wide_enough_for_file_names(monkeypatch, sample_index):
     app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded")
-    table = next(d for d in app.dataframe if "file" in d.value.columns)  # the Review tab's matrix comes first
+    table = next(d for d in app.dataframe if "file" in d.value.columns)
     names = table.value["file"]
     longest = max(len(name) for name in names)
     assert longest > 50  # CUAD's names: NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf
