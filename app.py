@@ -27,7 +27,6 @@ from rag.knowledge_base import KnowledgeBase, damaged
 from rag.page_view import answer_words, highlight_html, inert, page_image
 from rag.paths import shown
 from rag.prompts import pages_label
-from rag.quotes import WEIGHTS
 from rag.review import FOUND
 
 BUDGETS = {f"{k}K": k * 1024 for k in (4, 8, 16, 32, 64, 128)}  # the context budgets offered, 128K: Llama 3.1's window
@@ -151,17 +150,15 @@ OCR_NOTE = "scanned page, read by OCR: check the words against the page image (t
 
 def quote_cards(answer: dict, key: str) -> None:
     """Each quote with its file and page, and the page itself with the quote's characters highlighted."""
-    if answer["abstained"] and answer["ranked"]:
-        st.caption(f"The closest sentences scored {answer['ranked'][0]['score']:.2f}, under the 0 a quote answer "
-                   "needs; they are below for you to judge.")
-    elif answer.get("weak"):
-        st.caption(f"A weak match: the best sentence scored {answer['ranked'][0]['score']:.2f}, under the {WEIGHTS.weak} "
-                   "of an answer; the sentences are below for you to judge.")
+    from rag.engine import shortfall, strength
+
+    if why := shortfall(answer["abstained"], answer.get("weak", False), (answer["ranked"] or [None])[0]):
+        st.caption(("A weak match. " if answer.get("weak") else "") + f"{why}; the sentences are below for you to judge.")
     for i, q in enumerate(answer["quotes"] or answer["ranked"]):
         with st.container(border=True):
             place = inert(q["section"]) if q.get("section") else f"p. {q['page']}"
-            st.markdown(f"**{inert(q['file'])}, {place}** · characters {q['start']}-{q['end']} · score "
-                        f"{q['score']:.2f}" + (f" · {OCR_NOTE}" if q.get("ocr") else ""))
+            st.markdown(f"**{inert(q['file'])}, {place}** · characters {q['start']}-{q['end']} · "
+                        f"{strength(q['score'], q.get('probability'))}" + (f" · {OCR_NOTE}" if q.get("ocr") else ""))
             st.markdown(f"<div class='passage'>{inert(' '.join(q['text'].split()))}</div>", unsafe_allow_html=True)
             if q["path"].lower().endswith(".pdf") and st.toggle(f"Show page {q['page']}", key=f"{key}-quote-{i}"):
                 show_page(q["path"], q["page"], [q["text"]])

@@ -29,7 +29,6 @@ from rag.errors import ConfigError, RagError
 from rag.knowledge_base import damaged
 from rag.paths import PrintableFormatter, json_safe, printable
 from rag.prompts import NOT_FOUND, WEAK_MATCH, pages_label
-from rag.quotes import WEIGHTS
 
 GLOBAL_OPTIONS = {  # flag -> (settings field, help)
     "--index": ("index_dir", "index folder (env RAG_INDEX_DIR; default ~/.local/share/rag/index)"),
@@ -246,17 +245,17 @@ def where(quote) -> str:
 
 def print_quotes(answer) -> None:
     """Each quote on its own lines, with where it stands: file, page and characters of that page."""
+    from rag.engine import shortfall, strength
+
+    why = shortfall(answer.abstained, answer.weak, answer.ranked[0] if answer.ranked else None)
     if answer.abstained:
-        print(NOT_FOUND + (
-            f" The closest sentences score {answer.ranked[0].score:.2f}, under the 0 a quote answer needs; they "
-            "are shown for you to judge:" if answer.ranked else ""))
+        print(NOT_FOUND + (f" {why}; they are shown for you to judge:" if why else ""))
     elif answer.weak:
-        print(f"{WEAK_MATCH} The best scores {answer.ranked[0].score:.2f}, under the {WEIGHTS.weak} of an answer; they are "
-              "shown for you to judge:")
+        print(f"{WEAK_MATCH} {why}; they are shown for you to judge:")
     for q in answer.quotes or answer.ranked:
         print(f'\n  "{printable(q.shown())}"')
-        print(f"      {printable(q.file)}, {where(q)}, characters {q.start}-{q.end} (score {q.score:.2f})" +
-              (OCR_NOTE if q.ocr else ""))
+        print(f"      {printable(q.file)}, {where(q)}, characters {q.start}-{q.end} ({strength(q.score, q.probability)})"
+              + (OCR_NOTE if q.ocr else ""))
 
 
 if __name__ == "__main__":

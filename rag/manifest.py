@@ -203,10 +203,18 @@ class Manifest:
         self.db.execute("INSERT OR REPLACE INTO reviews (collection, doc_id, model, cells) VALUES (?, ?, ?, ?)",
                         (self.collection, doc_id, model, cells))
 
-    def reviews(self, model: str) -> dict[str, str]:
-        """The stored cells (JSON) of each document reviewed by `model`."""
-        return dict(self.db.execute("SELECT doc_id, cells FROM reviews WHERE collection = ? AND model = ?",
-                                    (self.collection, model)))
+    def reviews(self, model: str, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """The stored cells (JSON) of each document reviewed by `model` (of those of `doc_ids`, given)."""
+        if doc_ids is None:
+            return dict(self.db.execute("SELECT doc_id, cells FROM reviews WHERE collection = ? AND model = ?",
+                                        (self.collection, model)))
+        found = {}
+        for at in range(0, len(doc_ids), SQLITE_VARIABLES):
+            chunk = list(doc_ids[at:at + SQLITE_VARIABLES])
+            found.update(self.db.execute(
+                f"SELECT doc_id, cells FROM reviews WHERE collection = ? AND model = ? AND doc_id IN "
+                f"({', '.join('?' * len(chunk))})", (self.collection, model, *chunk)))
+        return found
 
     # page texts: what quotes are cut from and checked against
     def put_pages(self, doc_id: str, texts: list[str], ocr: Sequence[int] = (), sections: Sequence[str] = ()) -> None:

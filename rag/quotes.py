@@ -109,6 +109,7 @@ class Quote:
     score: float  # how far over the threshold (negative: under it); 1.0 for a generated answer's checked quote
     ocr: bool = False  # its page was read by OCR (a scan): the words are OCR's reading of it
     section: str = ""  # a document without pages (Word, HTML): the section it is in ("page" is its number)
+    probability: float | None = None  # taken from the contract review (rag.review): how probable it holds the clause
 
     def shown(self) -> str:
         """The text on one line, as a person reads it (rag.quotes.one_line)."""

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 QUOTES = 5  # passages kept per cell, best first
 FOUND = 0.5  # a cell whose best passage is at least this probable is shown as found
+# A quote answer to a clause question on chosen documents, taken from their review, says the documents do not say
+# when no passage is this probable (and is a weak match under FOUND). The lowest probability at which half of
+# cuad-dev's contracts abstain on 80% of their unanswerable questions (the issue asks 75%); each half gives the same
+# value, measured on the other half in eval/reports/cuad-dev-quotes/ (python -m eval.review_answers).
+ANSWERS = 0.06
 PAGE_BREAK = "\n\n"  # how a document's pages are joined to be read as one text
 
 
@@ -34,6 +39,7 @@ class ReviewQuote:
     start: int  # characters into the page's text
     end: int
     probability: float
+    verified: bool | None = None  # `rag review --verify`: what a language model said of it (rag.verify)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class Cell:
 
     def as_dict(self) -> dict:
         return {"category": self.category, "found": self.found, "probability": round(self.probability, 4),
-                "quotes": [asdict(q) | {"probability": round(q.probability, 4)} for q in self.quotes],
+                "quotes": [{k: v for k, v in asdict(q).items() if k != "verified" or v is not None}
+                           | {"probability": round(q.probability, 4)} for q in self.quotes],
                 "answer": self.answer}
 
 
@@ -166,7 +173,7 @@ def library_reviews(kb, reviewer: Reviewer, documents: dict) -> dict[str, list[C
     made again next time). Each document's review is stored in a transaction of its own: a killed review loses
     nothing and the next one finishes the rest."""
     with kb.lock:
-        stored = kb.manifest.reviews(reviewer.name)
+        stored = kb.manifest.reviews(reviewer.name, list(documents))
     made = {}
     for doc_id, doc in documents.items():
         if doc_id not in stored:

@@ -3,7 +3,8 @@
 Without --out it prints, per document, the clause types found (probability at least 0.5), each with its short
 answer or the first words of its best quote and the page. --out FILE writes every cell; the extension picks the
 format: .jsonl (one object per document x clause type), .csv (the same, flat), .xlsx (a sheet a lawyer can filter:
-one row per document, one column per clause type; and a sheet with every quote).
+one row per document, one column per clause type; and a sheet with every quote). --verify has a language model
+server confirm each quote first (rag.verify).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("documents", nargs="*", metavar="DOCUMENT", help="file names or paths (default: every document)")
     p.add_argument("--categories", help="clause types, comma-separated, by name or key (governing-law,non-compete)")
     p.add_argument("--out", type=Path, help=f"write every cell to this file: {', '.join(FORMATS)}")
+    p.add_argument("--verify", action="store_true", help="a language model server (RAG_LLM_URL) confirms each quote "
+                   "(yes/no); the quotes it rejects no longer count for their cell")
+    p.add_argument("--concurrency", type=int, default=4, help="--verify: questions sent to the server at once")
     p.set_defaults(run=run)
 
 
@@ -57,6 +61,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         reviews = library_reviews(kb, reviewer, documents)
     finally:
         kb.close()
+    if args.verify:
+        from rag.backends import open_llm
+        from rag.verify import verify
+
+        reviews, done = verify(reviews, open_llm(settings), args.concurrency, set(wanted))
+        print(done.said(), file=sys.stderr)
     rows = [(documents[d].path, cell) for d in documents for cell in reviews[d] if cell.category in wanted]
     if args.out:
         args.out.write_bytes(export(rows, args.out.suffix.lower()))
@@ -102,7 +112,7 @@ def csv_text(rows) -> bytes:
         best = cell.quotes[0] if cell.quotes else None
         w.writerow([inert(Path(path).name), cell.category, cell.found, round(cell.probability, 4),
                     inert(cell.answer), inert(best.text if best else ""), best.page if best else "",
-                    inert(json.dumps([q.__dict__ for q in cell.quotes], ensure_ascii=False))])
+                    inert(json.dumps(cell.as_dict()["quotes"], ensure_ascii=False))])
     return f.getvalue().encode()
 
 
@@ -144,16 +154,17 @@ def xlsx(rows) -> bytes:
         matrix.column_dimensions[get_column_letter(j)].width = 30
     quotes = book.create_sheet("Quotes")
     for j, title in enumerate(("document", "category", "found", "cell probability", "answer", "rank", "quote",
-                               "page", "start", "end", "quote probability"), 1):
+                               "page", "start", "end", "quote probability", "verified"), 1):
         put(quotes, 1, j, title)
     r = 2
     for path, cell in rows:
         for rank, q in enumerate(cell.quotes, 1):
             for j, value in enumerate((Path(path).name, cell.category, cell.found, round(cell.probability, 4),
-                                       cell.answer, rank, q.text, q.page, q.start, q.end, round(q.probability, 4)), 1):
+                                       cell.answer, rank, q.text, q.page, q.start, q.end, round(q.probability, 4),
+                                       {True: "yes", False: "no"}.get(q.verified, "")), 1):
                 put(quotes, r, j, value)
             r += 1
-    quotes.auto_filter.ref = f"A1:K{max(r - 1, 1)}"
+    quotes.auto_filter.ref = f"A1:L{max(r - 1, 1)}"
     matrix.auto_filter.ref = f"A1:{get_column_letter(len(names) + 1)}{len(documents) + 1}"
     out = io.BytesIO()
     book.save(out)

@@ -6,6 +6,10 @@ It stands in for a language model that a document has steered (prompt injection)
 attacker wants, which no real model does on cue. It speaks the same HTTP API as vLLM (`/v1/models`,
 streamed and plain `/v1/chat/completions`), as a separate process on a real socket, so the app talks to
 it exactly as it would to vLLM. Each request it answers is logged to FILE.log.
+
+A FILE holding a JSON object {"rules": [[TEXT, ANSWER], ...], "default": ANSWER} answers each chat with the
+ANSWER of the first rule whose TEXT its last message holds (in any case and spacing), else the default: a model that tells passages apart
+(`rag review --verify`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,18 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from scripted_http import JSONHandler
+
+
+def reply(script: str, request: dict) -> str:
+    """The file's text; for a file of rules, the answer of the first rule the last message matches."""
+    try:
+        rules = json.loads(script)
+    except ValueError:
+        return script
+    if not isinstance(rules, dict) or "rules" not in rules:
+        return script
+    said = " ".join((request.get("messages") or [{}])[-1].get("content", "").lower().split())
+    return next((answer for text, answer in rules["rules"] if text.lower() in said), rules.get("default", ""))
 
 
 def main(port: int, answer_file: Path, says_window: bool = True) -> None:
@@ -33,7 +49,7 @@ def main(port: int, answer_file: Path, says_window: bool = True) -> None:
 
         def do_POST(self):
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            answer = answer_file.read_text()
+            answer = reply(answer_file.read_text(), request)
             with log.open("a") as f:
                 f.write(self.path + "\n")
             made = int(time.time())

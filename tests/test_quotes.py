@@ -18,6 +18,7 @@ from rag.knowledge_base import manifest_path
 from rag.prompts import NOT_FOUND, WEAK_MATCH
 from rag.quotes import MAX_CHARS, WEIGHTS, sentence_spans
 from rag.retrieval import Retriever
+from rag.review import FOUND
 
 from helpers import CONTRACTS, ROOT, scripted
 
@@ -94,7 +95,9 @@ def test_a_weak_match_is_never_presented_as_the_answer(engine, sample_index):
                                 ("Is there a non-compete?", [NETGEAR])):
         answer = engine.ask(question, documents, answer="quote")
         assert answer.abstained or answer.weak, (question, answer.ranked[:1])
-        assert answer.text in (NOT_FOUND, WEAK_MATCH) and answer.ranked[0].score < WEIGHTS.weak
+        best = answer.ranked[0]  # a clause question about a contract is answered from its review (test_review)
+        assert answer.text in (NOT_FOUND, WEAK_MATCH)
+        assert best.score < WEIGHTS.weak if best.probability is None else best.probability < FOUND
     printed = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Who won the 2018 football World Cup?",
                               "--doc", NETGEAR, "--index", str(sample_index.index_dir), "--collection",
                               sample_index.collection], capture_output=True, text=True, cwd=ROOT)
