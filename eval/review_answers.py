@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     parts = halves(found)
     for a, b in ((0, 1), (1, 0)):
         threshold = fitted([r for r in found if r["doc"] in parts[a]])
-        held_out.append({"fitted_on": f"half {a + 1}", **measure([r for r in found if r["doc"] in parts[b]], threshold)})
+        checked = measure([r for r in found if r["doc"] in parts[b]], threshold)
+        held_out.append({"fitted_on": f"half {a + 1}", **checked})
     result = {"data": str(args.data), "target": TARGET, "held_out": held_out, "all": fitted(found), "shipped": ANSWERS,
               "curve": [measure(found, t) for t in (0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)]}
     from eval.report import save
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def render(r: dict) -> str:
-    held = "\n".join(f"| {h['fitted_on']} | the other half | {h['threshold']:.2f} | {h['top1']:.3f} | {h['top3']:.3f} | "
-                     f"{h['abstention']:.3f} | {h['questions']} ({h['answerable']} answerable) |" for h in r["held_out"])
+    held = "\n".join(f"| {h['fitted_on']} | the other half | {h['threshold']:.2f} | {h['top1']:.3f} | "
+                     f"{h['top3']:.3f} | {h['abstention']:.3f} | {h['questions']} ({h['answerable']} answerable) |"
+                     for h in r["held_out"])
     curve = "\n".join(f"| {c['threshold']:.2f} | {c['top1']:.3f} | {c['top3']:.3f} | {c['abstention']:.3f} |"
                       for c in r["curve"])
     return f"""# Quote answers from the contract review: the abstention threshold

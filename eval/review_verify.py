@@ -67,12 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     result = {"data": str(args.data), "contracts": len(names), "model": llm.describe, "date": time.strftime("%Y-%m-%d"),
               "asked": said.asked, "confirmed": said.confirmed, "rejected": said.rejected, "unclear": said.unclear,
               "seconds": seconds, "concurrency": args.concurrency,
-              "before": {"aupr": before.aupr(), "p80": before.precision_at(0.8), "max_recall": float(np.nanmax(before.recalls))},
-              "after": {"aupr": after.aupr(), "p80": after.precision_at(0.8), "max_recall": float(np.nanmax(after.recalls))},
+              "before": scored(before), "after": scored(after),
               "marked_confirmed": marked(True), "marked_rejected": marked(False)}
     from eval.report import save
 
     save(args.out, result, render)
+
+
+def scored(c) -> dict:
+    return {"aupr": c.aupr(), "p80": c.precision_at(0.8), "max_recall": float(np.nanmax(c.recalls))}
 
 
 def render(r: dict) -> str:

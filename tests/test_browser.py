@@ -309,7 +309,7 @@ def test_urls_hosts_and_addresses_in_documents_link_nowhere_in_the_browser(tmp_p
             assert "e-mail to legal@acme.test, with a copy posted at " f"{leak}/notice.png" in seen(page)
             page.screenshot(path=str(tmp_path / "urls-ask.png"), full_page=True)
             assert linked() == []
-            page.locator("[data-testid='stMultiSelect']").click()  # the scope: a list of the file names
+            page.locator(".st-key-scope [data-testid='stMultiSelect']").click()  # the scope: a list of the file names
             expect(page.get_by_role("option", name=re.compile("acme-files")).first).to_be_visible(timeout=30_000)
             assert linked() == []
             page.keyboard.press("Escape")
