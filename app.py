@@ -318,8 +318,9 @@ def review_tab(s: Settings) -> None:
         return
     with st.spinner(f"Reading the review of {len(documents)} documents ..."):
         reviews = library_reviews(kb, reviewer, documents)
-    paths = {shown(Path(doc.path).name): doc.path for doc in documents.values()}
-    cells = {shown(Path(documents[d].path).name): {c.category: c for c in reviews[d]} for d in documents}
+    labels = labelled({d: doc.path for d, doc in documents.items()})
+    paths = {labels[d]: doc.path for d, doc in documents.items()}
+    cells = {labels[d]: {c.category: c for c in reviews[d]} for d in documents}
     names = [c.name for c in CATEGORIES]
     left, middle, right = st.columns(3)
     columns = left.multiselect("Clause types shown", names, placeholder="all 41", key="review_columns") or names
@@ -348,6 +349,13 @@ def review_tab(s: Settings) -> None:
                                    placeholder="choose a cell above, or here")
     if name in cells and category in cells[name]:
         review_cell(cells[name][category], paths[name], name)
+
+
+def labelled(paths: dict[str, str]) -> dict[str, str]:
+    """Each document's row label: its file name, and where two share a name, the folder it is in as well."""
+    names = [Path(p).name for p in paths.values()]
+    return {d: shown(Path(p).name if names.count(Path(p).name) == 1 else f"{Path(p).name} ({Path(p).parent})")
+            for d, p in paths.items()}
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

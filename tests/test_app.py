@@ -272,3 +272,23 @@ def test_the_review_tab_shows_each_contract_by_clause_type_and_a_cell_its_quotes
 def test_the_review_tab_says_when_review_is_switched_off(monkeypatch, sample_index):
     app = open_app(monkeypatch, sample_index, RAG_LLM_BACKEND="embedded", RAG_REVIEW_MODEL="none")
     assert any("Contract review is switched off" in i.value for i in app.info)
+
+
+def test_two_contracts_of_one_name_in_two_folders_are_two_rows_of_the_review(monkeypatch, settings, embedder,
+                                                                              tmp_path):
+    import shutil
+
+    from helpers import CONTRACTS
+
+    sources = sorted(CONTRACTS.glob("*.pdf"))[:2]
+    for folder, source in zip(("north", "south"), sources):
+        (tmp_path / folder).mkdir()
+        shutil.copy(source, tmp_path / folder / "contract.pdf")
+        ingest(tmp_path / folder, settings, embedder=embedder)
+    app = open_app(monkeypatch, settings, RAG_LLM_BACKEND="embedded")
+    matrix = next(d for d in app.dataframe if "Governing Law" in d.value.columns)
+    assert sorted(matrix.value.index) == [f"contract.pdf ({tmp_path / 'north'})", f"contract.pdf ({tmp_path / 'south'})"]
+    app.selectbox(key="review_doc").set_value(f"contract.pdf ({tmp_path / 'south'})")
+    app.selectbox(key="review_category").set_value("Governing Law").run()
+    assert not app.exception and any("contract.pdf" in plain(m.value) and "Governing Law" in plain(m.value)
+                                     for m in app.markdown)
