@@ -153,7 +153,8 @@ def quote_cards(answer: dict, key: str) -> None:
     from rag.engine import shortfall, strength
 
     if why := shortfall(answer["abstained"], answer.get("weak", False), (answer["ranked"] or [None])[0]):
-        st.caption(("A weak match. " if answer.get("weak") else "") + f"{why}; the sentences are below for you to judge.")
+        weak = "A weak match. " if answer.get("weak") else ""
+        st.caption(f"{weak}{why}; the sentences are below for you to judge.")
     for i, q in enumerate(answer["quotes"] or answer["ranked"]):
         with st.container(border=True):
             place = inert(q["section"]) if q.get("section") else f"p. {q['page']}"
