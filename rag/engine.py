@@ -298,11 +298,8 @@ class Engine:
         more answers right and more abstentions right than ranking the retrieved sentences (README)."""
         if not context.documents or context.clause not in BY_NAME or self.reviewer is None:
             return None
-        kb = self.retriever.kb
-        with kb.lock:
-            named = set(kb.named(context.documents))
-        documents = {d: doc for d, doc in complete_documents(kb).items() if d in named}
-        cells = library_reviews(kb, self.reviewer, documents)
+        documents = complete_documents(self.retriever.kb, context.documents)
+        cells = library_reviews(self.retriever.kb, self.reviewer, documents)
         passages = sorted(((q, d) for d in documents for cell in cells[d] if cell.category == context.clause
                            for q in cell.quotes), key=lambda qd: (-qd[0].probability, documents[qd[1]].path))
         numbers = {(s.doc_id, page): s.number for s in context.packed.sources

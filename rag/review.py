@@ -161,10 +161,12 @@ def cells_from_json(text: str) -> list[Cell]:
             for d in json.loads(text)]
 
 
-def complete_documents(kb) -> dict:
-    """Every document the knowledge base shows (complete), by id."""
+def complete_documents(kb, names=None) -> dict:
+    """Every document the knowledge base shows (complete), by id; given `names` (file names or paths), those it
+    names, in their order."""
     with kb.lock:
-        return {d: doc for d, doc in kb.manifest.documents().items() if doc.state == "complete"}
+        documents = {d: doc for d, doc in kb.manifest.documents().items() if doc.state == "complete"}
+        return {d: documents[d] for d in kb.named(names) if d in documents} if names else documents
 
 
 def library_reviews(kb, reviewer: Reviewer, documents: dict) -> dict[str, list[Cell]]:

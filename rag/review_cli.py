@@ -49,12 +49,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("contract review is switched off (review_model = none): unset RAG_REVIEW_MODEL to review")
     kb = KnowledgeBase.open(settings)
     try:
-        every = complete_documents(kb)
-        documents = dict(sorted(every.items(), key=lambda kv: kv[1].path.lower()))  # by path, or as named
-        if args.documents:
-            with kb.lock:
-                named = kb.named(args.documents)
-            documents = {d: every[d] for d in named if d in every}
+        documents = complete_documents(kb, args.documents) if args.documents else \
+            dict(sorted(complete_documents(kb).items(), key=lambda kv: kv[1].path.lower()))  # as named, or by path
         if not documents:
             raise RagError(f"the knowledge base {settings.collection!r} in {settings.index_dir} is empty: add "
                            "documents with `rag ingest FOLDER` first")
